@@ -1,0 +1,62 @@
+package theeye
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"slices"
+	"time"
+)
+
+// Scope is what a key may do.
+type Scope string
+
+// The scopes of API.md. Admin implies the others.
+const (
+	ScopeIngest Scope = "ingest"
+	ScopeRead   Scope = "read"
+	ScopeAdmin  Scope = "admin"
+)
+
+// ValidScope reports whether s is one of the known scopes.
+func ValidScope(s Scope) bool {
+	return s == ScopeIngest || s == ScopeRead || s == ScopeAdmin
+}
+
+// App is an application that sends events: a trusted client.
+type App struct {
+	ID        string    `json:"id"`
+	Name      string    `json:"name"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// Key is an API key. Only the SHA-256 hash of its secret is ever stored.
+type Key struct {
+	ID        string    `json:"id"`
+	Name      string    `json:"name"`
+	App       string    `json:"app,omitempty"` // the app events sent with this key belong to
+	Scopes    []Scope   `json:"scopes"`
+	Hash      string    `json:"hash"` // hex SHA-256 of the secret
+	CreatedAt time.Time `json:"created_at"`
+	Revoked   bool      `json:"revoked,omitempty"`
+}
+
+// Has reports whether the key grants scope s (admin grants everything).
+func (k *Key) Has(s Scope) bool {
+	return slices.Contains(k.Scopes, s) || slices.Contains(k.Scopes, ScopeAdmin)
+}
+
+// EventApp is the app name stamped on events sent with this key: the key's
+// app, or for a key bound to no app, the key's own name.
+func (k *Key) EventApp() string {
+	if k.App != "" {
+		return k.App
+	}
+	return k.Name
+}
+
+// HashSecret returns the hex SHA-256 of a key secret, the only form in which
+// secrets are stored or replicated.
+func HashSecret(secret string) string {
+	sum := sha256.Sum256([]byte(secret))
+	return hex.EncodeToString(sum[:])
+}
