@@ -1,0 +1,80 @@
+package raftnode
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/theeye/theeye"
+	"github.com/theeye/theeye/log"
+)
+
+// Entry layout. Every Raft entry the FSM applies starts with a format
+// version byte and a type byte, so a newer version's entry is recognised
+// (and recorded as unknown) instead of misread.
+//
+//	events: [1][1][codec][uvarint count][payload: envelopes compressed with codec]
+//	config: [1][2][JSON of Command]
+const (
+	entryVersion = 1
+
+	entryEvents = 1
+	entryConfig = 2
+)
+
+// Config operations, replicated through Raft so every node agrees on apps,
+// keys and node addresses.
+const (
+	OpCreateApp = "create_app" // App + its first Key
+	OpCreateKey = "create_key" // Key
+	OpRevokeKey = "revoke_key" // KeyID
+	OpSetNode   = "set_node"   // Node: a member's advertised addresses
+	OpDelNode   = "del_node"   // NodeID
+)
+
+// Command is a replicated configuration change.
+type Command struct {
+	Op     string      `json:"op"`
+	App    *theeye.App `json:"app,omitempty"`
+	Key    *theeye.Key `json:"key,omitempty"`
+	KeyID  string      `json:"key_id,omitempty"`
+	Node   *NodeInfo   `json:"node,omitempty"`
+	NodeID string      `json:"node_id,omitempty"`
+}
+
+// NodeInfo is what the cluster knows of one member.
+type NodeInfo struct {
+	ID       string `json:"id"`
+	RaftAddr string `json:"raft_addr"`
+	HTTPAddr string `json:"http_addr"`
+}
+
+func encodeEventsEntry(dst []byte, codec log.Codec, count int, payload []byte) []byte {
+	dst = append(dst, entryVersion, entryEvents, byte(codec))
+	dst = binary.AppendUvarint(dst, uint64(count))
+	return append(dst, payload...)
+}
+
+// eventsHeaderLen is the most bytes the events entry header takes.
+const eventsHeaderLen = 3 + binary.MaxVarintLen64
+
+func decodeEventsEntry(b []byte) (codec log.Codec, count uint32, payload []byte, err error) {
+	if len(b) < 4 {
+		return 0, 0, nil, errors.New("events entry: too short")
+	}
+	codec = log.Codec(b[2])
+	c, n := binary.Uvarint(b[3:])
+	if n <= 0 || c == 0 || c > 1<<31 {
+		return 0, 0, nil, errors.New("events entry: bad count")
+	}
+	return codec, uint32(c), b[3+n:], nil
+}
+
+func encodeConfigEntry(cmd *Command) ([]byte, error) {
+	js, err := json.Marshal(cmd)
+	if err != nil {
+		return nil, fmt.Errorf("encode %s command: %w", cmd.Op, err)
+	}
+	return append([]byte{entryVersion, entryConfig}, js...), nil
+}

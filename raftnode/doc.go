@@ -1,0 +1,13 @@
+// Package raftnode owns this member's hashicorp/raft instance: the FSM that
+// appends committed event entries to log/ and applies replicated
+// configuration (apps, keys, node addresses), the Pebble-backed Raft log
+// store, snapshots, the transport, membership, and the group committer that
+// coalesces concurrent ingest requests into one Raft entry.
+//
+// The request path: Append encodes the envelopes, queues them, and the
+// commit loop packs every waiting request (bounded by events, bytes and
+// the number of entries in flight) into one compressed entry for
+// raft.Apply. The answer comes back only once the entry is committed on a
+// quorum and applied on this node, with the seq of each request's last
+// event. See DESIGN.md beside this file.
+package raftnode

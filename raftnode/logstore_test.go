@@ -1,0 +1,948 @@
+package raftnode
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"math/rand/v2"
+	"reflect"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+)
+
+// waitFor polls cond until it returns true or timeout passes.
+func waitFor(t testing.TB, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	tick := time.NewTicker(2 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not met within %v", timeout)
+		}
+		<-tick.C
+	}
+}
+
+func openTestLogStore(t testing.TB, dir string) *LogStore {
+	t.Helper()
+	s, err := OpenLogStore(LogStoreConfig{Dir: dir})
+	if err != nil {
+		t.Fatalf("OpenLogStore: %v", err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+func testLog(index uint64) *raft.Log {
+	return &raft.Log{
+		Index:      index,
+		Term:       index/10 + 1,
+		Type:       raft.LogCommand,
+		Data:       fmt.Appendf(nil, "entry-%d", index),
+		AppendedAt: time.Unix(1_700_000_000, int64(index)),
+	}
+}
+
+func storeRange(t testing.TB, s *LogStore, from, to uint64) {
+	t.Helper()
+	var logs []*raft.Log
+	for i := from; i <= to; i++ {
+		logs = append(logs, testLog(i))
+	}
+	if err := s.StoreLogs(logs); err != nil {
+		t.Fatalf("StoreLogs(%d..%d): %v", from, to, err)
+	}
+}
+
+// checkBounds checks FirstIndex/LastIndex against want and against a fresh
+// scan of Pebble.
+func checkBounds(t testing.TB, s *LogStore, wantFirst, wantLast uint64) {
+	t.Helper()
+	first, err := s.FirstIndex()
+	if err != nil {
+		t.Fatalf("FirstIndex: %v", err)
+	}
+	last, err := s.LastIndex()
+	if err != nil {
+		t.Fatalf("LastIndex: %v", err)
+	}
+	if first != wantFirst || last != wantLast {
+		t.Fatalf("FirstIndex, LastIndex = %d, %d; want %d, %d", first, last, wantFirst, wantLast)
+	}
+	sf, sl, err := s.scanBounds()
+	if err != nil {
+		t.Fatalf("scanBounds: %v", err)
+	}
+	if sf != first || sl != last {
+		t.Fatalf("cached bounds %d, %d disagree with Pebble %d, %d", first, last, sf, sl)
+	}
+}
+
+func checkPresent(t testing.TB, s *LogStore, present func(uint64) bool, from, to uint64) {
+	t.Helper()
+	for i := from; i <= to; i++ {
+		var l raft.Log
+		err := s.GetLog(i, &l)
+		switch {
+		case present(i) && err != nil:
+			t.Fatalf("GetLog(%d): %v", i, err)
+		case present(i) && !bytes.Equal(l.Data, testLog(i).Data):
+			t.Fatalf("GetLog(%d).Data = %.40q", i, l.Data)
+		case !present(i) && err != raft.ErrLogNotFound: // raft compares with ==
+			t.Fatalf("GetLog(%d) after delete: err = %v, want raft.ErrLogNotFound", i, err)
+		}
+	}
+}
+
+func logsEqual(a, b *raft.Log) bool {
+	return a.Index == b.Index && a.Term == b.Term && a.Type == b.Type &&
+		reflect.DeepEqual(a.Data, b.Data) && reflect.DeepEqual(a.Extensions, b.Extensions) &&
+		a.AppendedAt.Equal(b.AppendedAt) && a.AppendedAt.IsZero() == b.AppendedAt.IsZero()
+}
+
+func TestLogStoreEmpty(t *testing.T) {
+	s := openTestLogStore(t, t.TempDir())
+	checkBounds(t, s, 0, 0)
+	var l raft.Log
+	for _, i := range []uint64{0, 1, math.MaxUint64} {
+		if err := s.GetLog(i, &l); err != raft.ErrLogNotFound {
+			t.Fatalf("GetLog(%d) on empty store: %v, want raft.ErrLogNotFound", i, err)
+		}
+	}
+	if err := s.StoreLogs(nil); err != nil {
+		t.Fatalf("StoreLogs(nil): %v", err)
+	}
+	if err := s.DeleteRange(1, 100); err != nil {
+		t.Fatalf("DeleteRange on empty store: %v", err)
+	}
+	checkBounds(t, s, 0, 0)
+}
+
+func TestLogStoreRoundTrip(t *testing.T) {
+	dir := t.TempDir()
+	s := openTestLogStore(t, dir)
+	big := bytes.Repeat([]byte("0123456789abcdef"), 64<<10) // 1 MiB
+	logs := []*raft.Log{
+		{Index: 1, Term: 1, Type: raft.LogConfiguration, Data: []byte("config"), AppendedAt: time.Unix(1_700_000_000, 123_456_789)},
+		{Index: 2, Term: 1, Type: raft.LogNoop},                                                    // nil Data, zero time
+		{Index: 3, Term: 2, Type: raft.LogCommand, Data: []byte{}, Extensions: []byte{}},           // empty, not nil
+		{Index: 4, Term: 2, Type: raft.LogCommand, Data: []byte("d"), Extensions: []byte("ext-1")}, // extensions
+		{Index: 5, Term: math.MaxUint64, Type: raft.LogBarrier, Extensions: []byte{0, 1, 2}},       // nil Data
+		{Index: 6, Term: 3, Type: raft.LogType(200), Data: big, AppendedAt: time.Now()},            // big, odd type, monotonic clock
+		{Index: 7, Term: 3, Type: raft.LogCommand, Data: []byte("x"), AppendedAt: time.Date(1969, 7, 20, 20, 17, 40, 5, time.UTC)},
+		{Index: 8, Term: 3, Type: raft.LogCommand, Data: []byte("y"), AppendedAt: time.Date(1, 1, 1, 0, 0, 0, 1, time.UTC)},
+	}
+	if err := s.StoreLog(logs[0]); err != nil {
+		t.Fatalf("StoreLog: %v", err)
+	}
+	if err := s.StoreLogs(logs[1:]); err != nil {
+		t.Fatalf("StoreLogs: %v", err)
+	}
+	check := func(s *LogStore) {
+		t.Helper()
+		checkBounds(t, s, 1, uint64(len(logs)))
+		for _, want := range logs {
+			// Start from a dirty struct: GetLog must overwrite every field.
+			got := raft.Log{Data: []byte("stale"), Extensions: []byte("stale"), AppendedAt: time.Now()}
+			if err := s.GetLog(want.Index, &got); err != nil {
+				t.Fatalf("GetLog(%d): %v", want.Index, err)
+			}
+			if !logsEqual(&got, want) {
+				t.Fatalf("GetLog(%d) = %+v\nwant %+v", want.Index, abbrev(&got), abbrev(want))
+			}
+		}
+	}
+	check(s)
+
+	// The returned slices are copies: mutating them or appending to Data
+	// does not touch the store or Extensions.
+	var got raft.Log
+	if err := s.GetLog(4, &got); err != nil {
+		t.Fatal(err)
+	}
+	_ = append(got.Data, "overwrite"...)
+	if string(got.Extensions) != "ext-1" {
+		t.Fatalf("append to Data clobbered Extensions: %q", got.Extensions)
+	}
+	got.Data[0] = 'X'
+	if err := s.GetLog(4, &got); err != nil || string(got.Data) != "d" {
+		t.Fatalf("GetLog(4) after mutating a returned slice: %q, %v", got.Data, err)
+	}
+
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	check(openTestLogStore(t, dir))
+}
+
+func abbrev(l *raft.Log) raft.Log {
+	c := *l
+	if len(c.Data) > 32 {
+		c.Data = c.Data[:32]
+	}
+	return c
+}
+
+func TestLogStoreStoreLogsInvalid(t *testing.T) {
+	s := openTestLogStore(t, t.TempDir())
+	if err := s.StoreLogs([]*raft.Log{testLog(1), nil}); err == nil {
+		t.Fatal("StoreLogs with a nil entry: no error")
+	}
+	if err := s.StoreLog(&raft.Log{Index: 0}); err == nil {
+		t.Fatal("StoreLog of index 0: no error")
+	}
+	checkBounds(t, s, 0, 0)
+}
+
+func TestLogStoreGetLogMissing(t *testing.T) {
+	s := openTestLogStore(t, t.TempDir())
+	storeRange(t, s, 10, 20)
+	var l raft.Log
+	for _, i := range []uint64{0, 1, 9, 21, math.MaxUint64} {
+		if err := s.GetLog(i, &l); err != raft.ErrLogNotFound {
+			t.Fatalf("GetLog(%d): %v, want raft.ErrLogNotFound", i, err)
+		}
+	}
+}
+
+func TestLogStoreGaps(t *testing.T) {
+	// raft may store entries after a gap (after installing a snapshot).
+	dir := t.TempDir()
+	s := openTestLogStore(t, dir)
+	storeRange(t, s, 1, 5)
+	storeRange(t, s, 100, 105)
+	checkBounds(t, s, 1, 105)
+	present := func(i uint64) bool { return i >= 1 && i <= 5 || i >= 100 && i <= 105 }
+	checkPresent(t, s, present, 0, 110)
+
+	// A prefix delete that ends inside the gap moves First to the next key.
+	if err := s.DeleteRange(1, 50); err != nil {
+		t.Fatal(err)
+	}
+	checkBounds(t, s, 100, 105)
+
+	// A store below First moves First down.
+	storeRange(t, s, 7, 8)
+	checkBounds(t, s, 7, 105)
+	// A suffix delete that starts inside the gap moves Last to the key before.
+	if err := s.DeleteRange(50, 200); err != nil {
+		t.Fatal(err)
+	}
+	checkBounds(t, s, 7, 8)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	checkBounds(t, openTestLogStore(t, dir), 7, 8)
+}
+
+func TestLogStoreDeleteRange(t *testing.T) {
+	cases := []struct {
+		name    string
+		steps   [][2]uint64
+		first   uint64
+		last    uint64
+		present func(uint64) bool
+	}{
+		{"prefix", [][2]uint64{{1, 40}}, 41, 100, func(i uint64) bool { return i > 40 }},
+		{"prefix from below first", [][2]uint64{{0, 40}}, 41, 100, func(i uint64) bool { return i > 40 }},
+		{"two prefixes", [][2]uint64{{1, 40}, {41, 60}}, 61, 100, func(i uint64) bool { return i > 60 }},
+		{"suffix", [][2]uint64{{71, 100}}, 1, 70, func(i uint64) bool { return i <= 70 }},
+		{"suffix past last", [][2]uint64{{71, math.MaxUint64}}, 1, 70, func(i uint64) bool { return i <= 70 }},
+		{"middle", [][2]uint64{{30, 60}}, 1, 100, func(i uint64) bool { return i < 30 || i > 60 }},
+		{"prefix and suffix", [][2]uint64{{1, 40}, {71, 100}}, 41, 70, func(i uint64) bool { return i > 40 && i <= 70 }},
+		{"single first", [][2]uint64{{1, 1}}, 2, 100, func(i uint64) bool { return i > 1 }},
+		{"single last", [][2]uint64{{100, 100}}, 1, 99, func(i uint64) bool { return i < 100 }},
+		{"everything", [][2]uint64{{1, 100}}, 0, 0, func(uint64) bool { return false }},
+		{"everything and more", [][2]uint64{{0, math.MaxUint64}}, 0, 0, func(uint64) bool { return false }},
+		{"outside", [][2]uint64{{101, 200}, {0, 0}}, 1, 100, func(uint64) bool { return true }},
+		{"inverted", [][2]uint64{{60, 30}}, 1, 100, func(uint64) bool { return true }},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			s := openTestLogStore(t, dir)
+			storeRange(t, s, 1, 100)
+			for _, st := range tc.steps {
+				if err := s.DeleteRange(st[0], st[1]); err != nil {
+					t.Fatalf("DeleteRange(%d, %d): %v", st[0], st[1], err)
+				}
+			}
+			present := func(i uint64) bool { return i >= 1 && i <= 100 && tc.present(i) }
+			checkBounds(t, s, tc.first, tc.last)
+			checkPresent(t, s, present, 0, 101)
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			s = openTestLogStore(t, dir)
+			checkBounds(t, s, tc.first, tc.last)
+			checkPresent(t, s, present, 0, 101)
+
+			// Appending after the deletions (raft does after a suffix
+			// delete) works and keeps the bounds right.
+			storeRange(t, s, 101, 110)
+			wantFirst := tc.first
+			if wantFirst == 0 {
+				wantFirst = 101
+			}
+			checkBounds(t, s, wantFirst, 110)
+		})
+	}
+}
+
+func TestLogStoreSuffixReplace(t *testing.T) {
+	// The follower conflict path: delete a suffix, then store new entries
+	// with a new term at the same indexes.
+	s := openTestLogStore(t, t.TempDir())
+	storeRange(t, s, 1, 50)
+	if err := s.DeleteRange(31, 50); err != nil {
+		t.Fatal(err)
+	}
+	var logs []*raft.Log
+	for i := uint64(31); i <= 40; i++ {
+		logs = append(logs, &raft.Log{Index: i, Term: 99, Data: []byte("new")})
+	}
+	if err := s.StoreLogs(logs); err != nil {
+		t.Fatal(err)
+	}
+	checkBounds(t, s, 1, 40)
+	var l raft.Log
+	if err := s.GetLog(35, &l); err != nil || l.Term != 99 || string(l.Data) != "new" {
+		t.Fatalf("GetLog(35) = %+v, %v", l, err)
+	}
+	if err := s.GetLog(45, &l); err != raft.ErrLogNotFound {
+		t.Fatalf("GetLog(45) = %v, want raft.ErrLogNotFound", err)
+	}
+}
+
+func TestLogStoreReopen(t *testing.T) {
+	dir := t.TempDir()
+	s := openTestLogStore(t, dir)
+	storeRange(t, s, 1, 1000)
+	if err := s.DeleteRange(1, 250); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetUint64([]byte("CurrentTerm"), 7); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Set([]byte("LastVoteCand"), []byte("node-1")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+
+	s = openTestLogStore(t, dir)
+	checkBounds(t, s, 251, 1000)
+	checkPresent(t, s, func(i uint64) bool { return i >= 251 && i <= 1000 }, 240, 1001)
+	if v, err := s.GetUint64([]byte("CurrentTerm")); err != nil || v != 7 {
+		t.Fatalf("GetUint64(CurrentTerm) = %d, %v", v, err)
+	}
+	if v, err := s.Get([]byte("LastVoteCand")); err != nil || string(v) != "node-1" {
+		t.Fatalf("Get(LastVoteCand) = %q, %v", v, err)
+	}
+}
+
+func TestLogStoreClosed(t *testing.T) {
+	s := openTestLogStore(t, t.TempDir())
+	storeRange(t, s, 1, 3)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var l raft.Log
+	for name, err := range map[string]error{
+		"GetLog":      s.GetLog(1, &l),
+		"StoreLog":    s.StoreLog(testLog(4)),
+		"DeleteRange": s.DeleteRange(1, 2),
+		"Set":         s.Set([]byte("k"), []byte("v")),
+	} {
+		if !errors.Is(err, ErrLogStoreClosed) {
+			t.Errorf("%s after Close: %v, want ErrLogStoreClosed", name, err)
+		}
+	}
+	if _, err := s.LastIndex(); !errors.Is(err, ErrLogStoreClosed) {
+		t.Errorf("LastIndex after Close: %v", err)
+	}
+	if _, err := s.GetUint64([]byte("k")); !errors.Is(err, ErrLogStoreClosed) {
+		t.Errorf("GetUint64 after Close: %v", err)
+	}
+}
+
+func TestLogStoreOpenErrors(t *testing.T) {
+	if _, err := OpenLogStore(LogStoreConfig{}); err == nil {
+		t.Fatal("OpenLogStore with empty Dir: no error")
+	}
+	dir := t.TempDir()
+	_ = openTestLogStore(t, dir)
+	// Pebble locks its directory: a second instance on the same Dir fails.
+	if s2, err := OpenLogStore(LogStoreConfig{Dir: dir}); err == nil {
+		_ = s2.Close()
+		t.Fatal("second OpenLogStore on the same Dir: no error")
+	} else if !strings.Contains(err.Error(), dir) {
+		t.Fatalf("error lacks the directory: %v", err)
+	}
+}
+
+func TestStableStore(t *testing.T) {
+	dir := t.TempDir()
+	s := openTestLogStore(t, dir)
+
+	// Missing keys: the exact error raft relies on.
+	if v, err := s.Get([]byte("missing")); err == nil || err.Error() != "not found" || v != nil {
+		t.Fatalf("Get(missing) = %q, %v; want nil, \"not found\"", v, err)
+	}
+	if !errors.Is(func() error { _, err := s.Get([]byte("missing")); return err }(), ErrKeyNotFound) {
+		t.Fatal("Get(missing) is not ErrKeyNotFound")
+	}
+	if v, err := s.GetUint64([]byte("missing")); err == nil || err.Error() != "not found" || v != 0 {
+		t.Fatalf("GetUint64(missing) = %d, %v; want 0, \"not found\"", v, err)
+	}
+
+	// Set/Get, overwrite, empty value, binary key.
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(s.Set([]byte("a"), []byte("1")))
+	must(s.Set([]byte("a"), []byte("22")))
+	must(s.Set([]byte("empty"), nil))
+	must(s.Set([]byte{0, 0xff}, []byte{1, 2, 3}))
+	val := []byte("caller-owned")
+	must(s.Set([]byte("owned"), val))
+	val[0] = 'X' // the store must have copied it
+
+	must(s.SetUint64([]byte("u"), 0))
+	must(s.SetUint64([]byte("max"), math.MaxUint64))
+	must(s.SetUint64([]byte("t"), 42))
+	must(s.SetUint64([]byte("t"), 43))
+
+	// The stable keyspace does not leak into the log keyspace and back.
+	must(s.Set([]byte("l"), []byte("not a log")))
+	checkBounds(t, s, 0, 0)
+	storeRange(t, s, 1, 3)
+	if _, err := s.Get([]byte{0, 0, 0, 0, 0, 0, 0, 1}); err != ErrKeyNotFound {
+		t.Fatalf("a log entry is visible through Get: %v", err)
+	}
+
+	check := func(s *LogStore) {
+		t.Helper()
+		for k, want := range map[string]string{"a": "22", "empty": "", "\x00\xff": "\x01\x02\x03", "owned": "caller-owned", "l": "not a log"} {
+			got, err := s.Get([]byte(k))
+			if err != nil || string(got) != want {
+				t.Fatalf("Get(%q) = %q, %v; want %q", k, got, err, want)
+			}
+		}
+		for k, want := range map[string]uint64{"u": 0, "max": math.MaxUint64, "t": 43} {
+			got, err := s.GetUint64([]byte(k))
+			if err != nil || got != want {
+				t.Fatalf("GetUint64(%q) = %d, %v; want %d", k, got, err, want)
+			}
+		}
+		// A value of the wrong size is an error, not a silent 0.
+		if _, err := s.GetUint64([]byte("a")); err == nil || !errors.Is(err, errCorruptLog) {
+			t.Fatalf("GetUint64 of a 2-byte value: %v", err)
+		}
+		checkBounds(t, s, 1, 3)
+	}
+	check(s)
+	must(s.Close())
+	check(openTestLogStore(t, dir))
+}
+
+func TestStableStoreRaftContract(t *testing.T) {
+	// raft.HasExistingState treats "not found" from GetUint64 as "no state"
+	// and anything else as a failure.
+	s := openTestLogStore(t, t.TempDir())
+	snaps := raft.NewInmemSnapshotStore()
+	existing, err := raft.HasExistingState(s, s, snaps)
+	if err != nil || existing {
+		t.Fatalf("HasExistingState on an empty store = %v, %v; want false, nil", existing, err)
+	}
+	if err := s.SetUint64([]byte("CurrentTerm"), 1); err != nil {
+		t.Fatal(err)
+	}
+	existing, err = raft.HasExistingState(s, s, snaps)
+	if err != nil || !existing {
+		t.Fatalf("HasExistingState after SetUint64(CurrentTerm) = %v, %v; want true, nil", existing, err)
+	}
+}
+
+func TestLogStoreDecodeCorrupt(t *testing.T) {
+	l := &raft.Log{Index: 300, Term: 7, Type: raft.LogCommand, Data: []byte("payload"),
+		Extensions: []byte("ext"), AppendedAt: time.Unix(1_700_000_000, 999_999_999)}
+	enc := make([]byte, encodedLogLen(l))
+	encodeLog(enc, l)
+
+	var got raft.Log
+	if err := decodeLog(enc, &got); err != nil || !logsEqual(&got, l) {
+		t.Fatalf("decode(encode) = %+v, %v", got, err)
+	}
+	// Every strict prefix is an error wrapping errCorruptLog.
+	for n := range len(enc) {
+		if err := decodeLog(enc[:n], &got); !errors.Is(err, errCorruptLog) {
+			t.Fatalf("decode of %d/%d bytes: %v", n, len(enc), err)
+		}
+	}
+	mutate := func(f func(b []byte) []byte) []byte { return f(bytes.Clone(enc)) }
+	bad := map[string][]byte{
+		"version":         mutate(func(b []byte) []byte { b[0] = 2; return b }),
+		"flags":           mutate(func(b []byte) []byte { b[1] |= 0x80; return b }),
+		"trailing":        mutate(func(b []byte) []byte { return append(b, 0) }),
+		"data too long":   append([]byte{logEncodingV1, logFlagData, 1, 1, 0}, binary.AppendUvarint(nil, math.MaxUint64)...),
+		"nsec too large":  append([]byte{logEncodingV1, logFlagAppendedAt, 1, 1, 0, 0}, binary.AppendUvarint(nil, 1e9)...),
+		"bytes for nil":   {logEncodingV1, 0, 1, 1, 0, 1, 'x', 0},
+		"varint overflow": {logEncodingV1, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01},
+		"non-minimal":     {logEncodingV1, 0, 0x81, 0x00, 1, 0, 0, 0},
+	}
+	for name, b := range bad {
+		if err := decodeLog(b, &got); !errors.Is(err, errCorruptLog) {
+			t.Errorf("%s: decode = %v, want errCorruptLog", name, err)
+		}
+	}
+
+	// Corruption on disk surfaces as a wrapped error from GetLog, and a
+	// record whose index disagrees with its key is caught.
+	s := openTestLogStore(t, t.TempDir())
+	var kb [logKeyLen]byte
+	if err := s.db.Set(putLogKey(kb[:], 5), []byte{9, 9, 9}, pebble.Sync); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.db.Set(putLogKey(kb[:], 6), enc, pebble.Sync); err != nil { // holds index 300
+		t.Fatal(err)
+	}
+	for _, i := range []uint64{5, 6} {
+		err := s.GetLog(i, &got)
+		if !errors.Is(err, errCorruptLog) || !strings.Contains(err.Error(), fmt.Sprint("get log ", i)) {
+			t.Errorf("GetLog(%d) of a corrupt record: %v", i, err)
+		}
+	}
+}
+
+func FuzzLogStoreDecode(f *testing.F) {
+	for _, l := range []*raft.Log{
+		{Index: 1},
+		{Index: 1 << 40, Term: 3, Type: raft.LogBarrier, Data: []byte("abc"), Extensions: []byte{}, AppendedAt: time.Unix(-5, 7)},
+	} {
+		enc := make([]byte, encodedLogLen(l))
+		encodeLog(enc, l)
+		f.Add(enc)
+	}
+	f.Add([]byte("\x01\x000\xe5\x000\x00\x00")) // non-minimal varint
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var l raft.Log
+		if err := decodeLog(b, &l); err != nil {
+			if !errors.Is(err, errCorruptLog) {
+				t.Fatalf("decode error does not wrap errCorruptLog: %v", err)
+			}
+			return
+		}
+		// Whatever decodes re-encodes to the same bytes.
+		enc := make([]byte, encodedLogLen(&l))
+		encodeLog(enc, &l)
+		if !bytes.Equal(enc, b) {
+			t.Fatalf("re-encoding differs:\n in  %x\n out %x", b, enc)
+		}
+	})
+}
+
+func TestLogStoreConcurrent(t *testing.T) {
+	// An appender, a truncator (like raft's snapshot goroutine) and readers
+	// at the same time; afterwards the cached bounds match Pebble.
+	s := openTestLogStore(t, t.TempDir())
+	const total, batch, keep = 2000, 10, 100
+	appendedCh := make(chan uint64, total/batch)
+	var appended atomic.Uint64
+	var wg sync.WaitGroup
+	errc := make(chan error, 8)
+	wg.Add(1)
+	go func() { // appender
+		defer wg.Done()
+		defer close(appendedCh)
+		for i := uint64(1); i <= total; i += batch {
+			logs := make([]*raft.Log, batch)
+			for j := range logs {
+				logs[j] = testLog(i + uint64(j))
+			}
+			if err := s.StoreLogs(logs); err != nil {
+				errc <- err
+				return
+			}
+			appended.Store(i + batch - 1)
+			appendedCh <- i + batch - 1
+		}
+	}()
+	wg.Add(1)
+	go func() { // truncator: keeps the newest `keep` entries
+		defer wg.Done()
+		for last := range appendedCh {
+			first, _ := s.FirstIndex()
+			if last < 2*keep || last%50 != 0 {
+				continue
+			}
+			if err := s.DeleteRange(first, last-keep); err != nil {
+				errc <- err
+				return
+			}
+		}
+	}()
+	for range 2 {
+		wg.Add(1)
+		go func() { // readers
+			defer wg.Done()
+			var l raft.Log
+			for i := 0; i < 500 || appended.Load() < total; i++ {
+				floor := appended.Load() // stored before we read the bounds
+				first, _ := s.FirstIndex()
+				last, _ := s.LastIndex()
+				if first > last || last < floor {
+					errc <- fmt.Errorf("bounds %d, %d with %d appended", first, last, floor)
+					return
+				}
+				// The newest entries are never truncated.
+				if last > 0 {
+					if err := s.GetLog(last, &l); err != nil || l.Index != last {
+						errc <- fmt.Errorf("GetLog(%d): %v", last, err)
+						return
+					}
+				}
+				// The oldest may be truncated meanwhile: found or ErrLogNotFound.
+				if err := s.GetLog(first, &l); err != nil && err != raft.ErrLogNotFound {
+					errc <- fmt.Errorf("GetLog(%d): %v", first, err)
+					return
+				}
+				runtime.Gosched()
+			}
+		}()
+	}
+	wg.Wait()
+	close(errc)
+	for err := range errc {
+		t.Fatal(err)
+	}
+	checkBounds(t, s, total-keep+1, total)
+}
+
+func TestLogStoreBackgroundCompaction(t *testing.T) {
+	s := openTestLogStore(t, t.TempDir())
+	s.compactMin = 1 << 20        // test threshold: 1 MiB instead of 64 MiB
+	payload := make([]byte, 4096) // incompressible
+	rng := rand.New(rand.NewPCG(3, 4))
+	for i := range payload {
+		payload[i] = byte(rng.Uint32())
+	}
+	// ~8 MiB, flushed so it sits in sstables.
+	for i := uint64(1); i <= 2048; i += 256 {
+		logs := make([]*raft.Log, 256)
+		for j := range logs {
+			logs[j] = &raft.Log{Index: i + uint64(j), Term: 1, Data: payload}
+		}
+		if err := s.StoreLogs(logs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.db.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	var lo, hi [logKeyLen]byte
+	before, err := s.db.EstimateDiskUsage(putLogKey(lo[:], 1), putLogKey(hi[:], 2000))
+	if err != nil || before < 4<<20 {
+		t.Fatalf("estimated size of the log before truncation: %d, %v", before, err)
+	}
+	if err := s.DeleteRange(1, 1999); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, func() bool { return s.compactionsRun.Load() >= 1 })
+	after, err := s.db.EstimateDiskUsage(putLogKey(lo[:], 1), putLogKey(hi[:], 2000))
+	if err != nil || after > before/4 {
+		t.Fatalf("estimated size of the deleted span after compaction: %d (before %d), %v", after, before, err)
+	}
+	checkBounds(t, s, 2000, 2048)
+	for i := uint64(1995); i <= 2048; i++ {
+		var l raft.Log
+		if err := s.GetLog(i, &l); (err == nil) != (i >= 2000) || err == nil && !bytes.Equal(l.Data, payload) {
+			t.Fatalf("GetLog(%d) after compaction: %v", i, err)
+		}
+	}
+
+	// A small deletion does not schedule a compaction.
+	if err := s.DeleteRange(2000, 2001); err != nil {
+		t.Fatal(err)
+	}
+	if n := s.compactionsRun.Load(); n != 1 {
+		t.Fatalf("compactions after a small delete = %d, want 1", n)
+	}
+}
+
+func TestLogStorePebbleLogger(t *testing.T) {
+	var buf bytes.Buffer
+	var mu sync.Mutex
+	h := slog.NewTextHandler(lockedWriter{&mu, &buf}, &slog.HandlerOptions{Level: slog.LevelDebug})
+	s, err := OpenLogStore(LogStoreConfig{Dir: t.TempDir(), Logger: slog.New(h)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	out := buf.String()
+	mu.Unlock()
+	if !strings.Contains(out, "source=pebble") || !strings.Contains(out, "level=DEBUG") {
+		t.Fatalf("pebble messages not forwarded at debug level:\n%s", out)
+	}
+
+	pl := logStorePebbleLogger{l: slog.New(slog.DiscardHandler)}
+	defer func() {
+		if r := recover(); r == nil || !strings.Contains(fmt.Sprint(r), "boom 1") {
+			t.Fatalf("Fatalf: recovered %v, want a panic with the message", r)
+		}
+	}()
+	pl.Fatalf("boom %d", 1)
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (w lockedWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.w.Write(p)
+}
+
+// --- integration with a real hashicorp/raft node ---
+
+// logStoreTestFSM counts applied commands; each command carries its 1-based
+// sequence number, so out-of-order or repeated applies are detected.
+type logStoreTestFSM struct {
+	mu    sync.Mutex
+	count uint64
+	bad   error
+}
+
+func (f *logStoreTestFSM) Apply(l *raft.Log) any {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(l.Data) != 8 {
+		f.bad = fmt.Errorf("entry %d: %d bytes", l.Index, len(l.Data))
+		return nil
+	}
+	if seq := binary.BigEndian.Uint64(l.Data); seq != f.count+1 && f.bad == nil {
+		f.bad = fmt.Errorf("entry %d: seq %d after %d", l.Index, seq, f.count)
+	}
+	f.count++
+	return nil
+}
+
+func (f *logStoreTestFSM) Snapshot() (raft.FSMSnapshot, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return logStoreTestSnapshot(f.count), nil
+}
+
+func (f *logStoreTestFSM) Restore(rc io.ReadCloser) error {
+	defer rc.Close()
+	var b [8]byte
+	if _, err := io.ReadFull(rc, b[:]); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	f.count = binary.BigEndian.Uint64(b[:])
+	f.mu.Unlock()
+	return nil
+}
+
+func (f *logStoreTestFSM) state() (uint64, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.count, f.bad
+}
+
+type logStoreTestSnapshot uint64
+
+func (s logStoreTestSnapshot) Persist(sink raft.SnapshotSink) error {
+	if _, err := sink.Write(binary.BigEndian.AppendUint64(nil, uint64(s))); err != nil {
+		_ = sink.Cancel()
+		return err
+	}
+	return sink.Close()
+}
+
+func (logStoreTestSnapshot) Release() {}
+
+type logStoreTestNode struct {
+	raft  *raft.Raft
+	store *LogStore
+	trans *raft.NetworkTransport
+	fsm   *logStoreTestFSM
+}
+
+func startLogStoreTestNode(t *testing.T, logDir, snapDir string) *logStoreTestNode {
+	t.Helper()
+	store, err := OpenLogStore(LogStoreConfig{Dir: logDir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	snaps, err := raft.NewFileSnapshotStore(snapDir, 2, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	trans, err := raft.NewTCPTransport("127.0.0.1:0", nil, 3, 5*time.Second, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf := raft.DefaultConfig()
+	conf.LocalID = "n1"
+	conf.HeartbeatTimeout = 50 * time.Millisecond
+	conf.ElectionTimeout = 50 * time.Millisecond
+	conf.LeaderLeaseTimeout = 50 * time.Millisecond
+	conf.CommitTimeout = 5 * time.Millisecond
+	conf.SnapshotThreshold = 1 << 30 // only the explicit Snapshot below
+	conf.SnapshotInterval = time.Hour
+	conf.TrailingLogs = 10
+	conf.Logger = hclog.New(&hclog.LoggerOptions{Output: io.Discard, Level: hclog.Error})
+	fsm := &logStoreTestFSM{}
+
+	existing, err := raft.HasExistingState(store, store, snaps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := raft.NewRaft(conf, fsm, store, store, snaps, trans)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := &logStoreTestNode{raft: r, store: store, trans: trans, fsm: fsm}
+	t.Cleanup(n.stop)
+	if !existing {
+		cfg := raft.Configuration{Servers: []raft.Server{{ID: conf.LocalID, Address: trans.LocalAddr()}}}
+		if err := r.BootstrapCluster(cfg).Error(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, 10*time.Second, func() bool { return r.State() == raft.Leader })
+	return n
+}
+
+func (n *logStoreTestNode) stop() {
+	if n.raft == nil {
+		return
+	}
+	_ = n.raft.Shutdown().Error()
+	_ = n.trans.Close()
+	_ = n.store.Close()
+	n.raft = nil
+}
+
+func (n *logStoreTestNode) apply(t *testing.T, from, to uint64) {
+	t.Helper()
+	futures := make([]raft.ApplyFuture, 0, to-from+1)
+	for seq := from; seq <= to; seq++ {
+		futures = append(futures, n.raft.Apply(binary.BigEndian.AppendUint64(nil, seq), 10*time.Second))
+	}
+	for _, f := range futures {
+		if err := f.Error(); err != nil {
+			t.Fatalf("Apply: %v", err)
+		}
+	}
+}
+
+func TestLogStoreRaftIntegration(t *testing.T) {
+	logDir, snapDir := t.TempDir(), t.TempDir()
+	n := startLogStoreTestNode(t, logDir, snapDir)
+
+	n.apply(t, 1, 1000)
+	if err := n.raft.Snapshot().Error(); err != nil {
+		t.Fatalf("Snapshot: %v", err)
+	}
+	// takeSnapshot truncates the log before the future returns.
+	first, _ := n.store.FirstIndex()
+	last, _ := n.store.LastIndex()
+	if first <= 1 || last < 1000 || last-first+1 != 10 {
+		t.Fatalf("after snapshot with TrailingLogs=10: FirstIndex %d, LastIndex %d", first, last)
+	}
+	// Entries after the snapshot must be replayed from the log on restart.
+	n.apply(t, 1001, 1100)
+	count, bad := n.fsm.state()
+	if count != 1100 || bad != nil {
+		t.Fatalf("FSM before restart: count %d, %v", count, bad)
+	}
+	lastBefore, _ := n.store.LastIndex()
+	n.stop()
+
+	n = startLogStoreTestNode(t, logDir, snapDir)
+	gotFirst, _ := n.store.FirstIndex()
+	if gotFirst != first {
+		t.Fatalf("FirstIndex after restart = %d, want %d", gotFirst, first)
+	}
+	// The restored snapshot gives 1000, the log replays 1001..1100.
+	waitFor(t, 10*time.Second, func() bool { c, _ := n.fsm.state(); return c >= 1100 })
+	if count, bad := n.fsm.state(); count != 1100 || bad != nil {
+		t.Fatalf("FSM after restart: count %d, %v", count, bad)
+	}
+	if last, _ := n.store.LastIndex(); last <= lastBefore {
+		t.Fatalf("LastIndex after restart = %d, want > %d (new leader's no-op)", last, lastBefore)
+	}
+	// The node keeps working.
+	n.apply(t, 1101, 1110)
+	if count, bad := n.fsm.state(); count != 1110 || bad != nil {
+		t.Fatalf("FSM after restart and more applies: count %d, %v", count, bad)
+	}
+}
+
+// Random interleavings of StoreLogs and DeleteRange against a model.
+func TestLogStoreRandomOps(t *testing.T) {
+	dir := t.TempDir()
+	s := openTestLogStore(t, dir)
+	rng := rand.New(rand.NewPCG(1, 2))
+	model := map[uint64]bool{}
+	modelBounds := func() (uint64, uint64) {
+		var f, l uint64
+		for i := range model {
+			if f == 0 || i < f {
+				f = i
+			}
+			l = max(l, i)
+		}
+		return f, l
+	}
+	for range 200 {
+		switch rng.IntN(3) {
+		case 0, 1:
+			from := uint64(rng.IntN(500) + 1)
+			n := uint64(rng.IntN(20) + 1)
+			storeRange(t, s, from, from+n-1)
+			for i := from; i < from+n; i++ {
+				model[i] = true
+			}
+		case 2:
+			a, b := uint64(rng.IntN(530)), uint64(rng.IntN(530))
+			if err := s.DeleteRange(min(a, b), max(a, b)); err != nil {
+				t.Fatal(err)
+			}
+			for i := min(a, b); i <= max(a, b); i++ {
+				delete(model, i)
+			}
+		}
+		f, l := modelBounds()
+		checkBounds(t, s, f, l)
+	}
+	checkPresent(t, s, func(i uint64) bool { return model[i] }, 0, 530)
+}

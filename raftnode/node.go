@@ -1,0 +1,485 @@
+package raftnode
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/theeye/theeye"
+	"github.com/theeye/theeye/log"
+)
+
+// Errors returned by Node. Each is also a *theeye.Error-compatible outcome
+// for the API: callers test them with errors.Is.
+var (
+	// ErrNotLeader is returned by writes on a node that is not the leader.
+	ErrNotLeader = errors.New("raftnode: not the leader")
+	// ErrNoLeader is returned when the cluster has no known leader.
+	ErrNoLeader = errors.New("raftnode: no leader")
+	// ErrClosed is returned once Close has begun.
+	ErrClosed = errors.New("raftnode: closed")
+)
+
+// Config configures a Node.
+type Config struct {
+	NodeID        string // unique, stable name of this node (e.g. "n1")
+	Dir           string // the node's data dir: raft/ (log store), snapshots/, state.json
+	RaftAddr      string // Raft listen address (host:port; port 0 picks one)
+	AdvertiseRaft string // Raft address others dial, when it differs from RaftAddr
+	HTTPAddr      string // HTTP address others use to reach this node (replicated)
+	Bootstrap     bool   // start a new cluster with this node as its only voter, if Dir holds none
+
+	// AdminKeyHash, when set on the node that bootstraps, is registered as
+	// the replicated key "admin" once this node leads a cluster without one.
+	AdminKeyHash string
+
+	Log   *log.Log  // the event log the FSM appends to (owned by the caller)
+	Codec log.Codec // how event payloads are compressed in Raft entries and frames
+
+	// Group commit bounds: concurrent Append calls coalesce into one Raft
+	// entry of at most MaxBatchEvents events / MaxBatchBytes bytes, with at
+	// most MaxInflight entries between raft.Apply and commit.
+	MaxBatchEvents int
+	MaxBatchBytes  int
+	MaxInflight    int
+
+	ApplyTimeout time.Duration // bound on one raft.Apply; default 30s
+
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+	// Fatal is called when applying a committed entry fails on I/O; the
+	// node must not go on past a hole. Default: panic.
+	Fatal func(error)
+	// Raft, when set, is used as the base Raft configuration.
+	Raft *raft.Config
+}
+
+// DefaultRaftConfig is the Raft configuration The Eye runs with: the
+// library's timeouts (CALIBRATION.md: they held under heavy load), batched
+// appends, and a snapshot cadence sized for entries of up to ~1000 events.
+func DefaultRaftConfig() *raft.Config {
+	c := raft.DefaultConfig()
+	c.NoSnapshotRestoreOnStart = true
+	c.BatchApplyCh = true
+	c.MaxAppendEntries = 64
+	c.TrailingLogs = 2048
+	c.SnapshotThreshold = 4096
+	c.SnapshotInterval = 30 * time.Second
+	return c
+}
+
+func (c *Config) setDefaults() {
+	if c.MaxBatchEvents <= 0 {
+		c.MaxBatchEvents = 1000
+	}
+	if c.MaxBatchBytes <= 0 {
+		c.MaxBatchBytes = 1 << 20
+	}
+	if c.MaxInflight <= 0 {
+		c.MaxInflight = 4
+	}
+	if c.ApplyTimeout <= 0 {
+		c.ApplyTimeout = 30 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Fatal == nil {
+		c.Fatal = func(err error) { panic(err) }
+	}
+}
+
+// Node owns this member's Raft instance, its log store, snapshot store and
+// transport, the replicated state, and the group committer that turns
+// concurrent ingest requests into Raft entries.
+type Node struct {
+	cfg    Config
+	logger *slog.Logger
+	log    *log.Log
+	state  *stateStore
+	m      *metrics
+
+	raft     *raft.Raft
+	trans    *raft.NetworkTransport
+	logStore *LogStore
+	raftAddr string
+	// appliedSeq is the last seq the FSM appended to log/.
+	appliedSeq atomic.Uint64
+
+	compressor *log.Compressor
+	reqCh      chan *appendReq
+	slots      chan struct{}  // one token per entry in flight
+	pendingCh  chan *pending  // entries applied, in proposal order
+	closing    chan struct{}  // closed when Close begins
+	wg         sync.WaitGroup // committer, waiter, leader loop
+	closeOnce  sync.Once
+}
+
+// Open starts the node: opens the Raft stores, the transport and Raft
+// itself, bootstraps a new cluster when asked and the dir holds none, and
+// starts the group committer.
+func Open(cfg Config) (*Node, error) {
+	cfg.setDefaults()
+	if cfg.NodeID == "" || cfg.Dir == "" || cfg.Log == nil {
+		return nil, errors.New("raftnode: NodeID, Dir and Log are required")
+	}
+	n := &Node{
+		cfg:     cfg,
+		logger:  cfg.Logger.With("component", "raft"),
+		log:     cfg.Log,
+		reqCh:   make(chan *appendReq, 4096),
+		slots:   make(chan struct{}, cfg.MaxInflight),
+		closing: make(chan struct{}),
+	}
+	n.pendingCh = make(chan *pending, cfg.MaxInflight)
+	n.appliedSeq.Store(cfg.Log.LastSeq())
+	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
+		return nil, fmt.Errorf("create %s: %w", cfg.Dir, err)
+	}
+	var err error
+	if n.state, err = openStateStore(cfg.Dir); err != nil {
+		return nil, err
+	}
+	if n.compressor, err = log.NewCompressor(); err != nil {
+		return nil, fmt.Errorf("compressor: %w", err)
+	}
+	n.m = newMetrics(n, cfg.Registerer)
+	if err := n.openRaft(); err != nil {
+		n.compressor.Close()
+		return nil, err
+	}
+	n.wg.Add(3)
+	go n.commitLoop()
+	go n.waitLoop()
+	go n.leaderLoop()
+	return n, nil
+}
+
+func (n *Node) openRaft() error {
+	cfg := n.cfg
+	rc := cfg.Raft
+	if rc == nil {
+		rc = DefaultRaftConfig()
+	}
+	rcCopy := *rc
+	rc = &rcCopy
+	rc.LocalID = raft.ServerID(cfg.NodeID)
+	rc.Logger = newHCLog(n.logger)
+	rc.NoSnapshotRestoreOnStart = true
+
+	var err error
+	n.logStore, err = OpenLogStore(LogStoreConfig{Dir: filepath.Join(cfg.Dir, "raft"), Logger: n.logger})
+	if err != nil {
+		return fmt.Errorf("open raft log store: %w", err)
+	}
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(filepath.Join(cfg.Dir, "snapshots"), 2, newHCLog(n.logger))
+	if err != nil {
+		n.logStore.Close()
+		return fmt.Errorf("open snapshot store: %w", err)
+	}
+	var advertise net.Addr
+	if cfg.AdvertiseRaft != "" {
+		if advertise, err = net.ResolveTCPAddr("tcp", cfg.AdvertiseRaft); err != nil {
+			n.logStore.Close()
+			return fmt.Errorf("advertise raft address %q: %w", cfg.AdvertiseRaft, err)
+		}
+	}
+	n.trans, err = raft.NewTCPTransportWithLogger(cfg.RaftAddr, advertise, 3, 10*time.Second, newHCLog(n.logger))
+	if err != nil {
+		n.logStore.Close()
+		return fmt.Errorf("listen raft on %s: %w", cfg.RaftAddr, err)
+	}
+	n.raftAddr = string(n.trans.LocalAddr())
+
+	existing, err := raft.HasExistingState(n.logStore, n.logStore, snaps)
+	if err != nil {
+		n.closeStores()
+		return fmt.Errorf("check raft state: %w", err)
+	}
+	// A cache of the newest entries in front of the store: replication
+	// reads each entry once per follower right after it is written.
+	cached, err := raft.NewLogCache(512, n.logStore)
+	if err != nil {
+		n.closeStores()
+		return fmt.Errorf("raft log cache: %w", err)
+	}
+	n.raft, err = raft.NewRaft(rc, fsm{n}, cached, n.logStore, snaps, n.trans)
+	if err != nil {
+		n.closeStores()
+		return fmt.Errorf("start raft: %w", err)
+	}
+	switch {
+	case cfg.Bootstrap && !existing:
+		conf := raft.Configuration{Servers: []raft.Server{{
+			Suffrage: raft.Voter, ID: rc.LocalID, Address: raft.ServerAddress(n.raftAddr),
+		}}}
+		if err := n.raft.BootstrapCluster(conf).Error(); err != nil {
+			n.raft.Shutdown()
+			n.closeStores()
+			return fmt.Errorf("bootstrap cluster: %w", err)
+		}
+		n.logger.Info("bootstrapped a new cluster", "node", cfg.NodeID, "raft", n.raftAddr)
+	case cfg.Bootstrap:
+		n.logger.Info("data dir already holds a cluster; --bootstrap ignored", "dir", cfg.Dir)
+	}
+	return nil
+}
+
+func (n *Node) closeStores() {
+	n.trans.Close()
+	n.logStore.Close()
+}
+
+// Close stops accepting writes, finishes the entries in flight, shuts
+// Raft down and closes its stores. It does not close log/ (the caller's).
+func (n *Node) Close() error {
+	var err error
+	n.closeOnce.Do(func() {
+		close(n.closing)
+		n.wg.Wait()
+		if e := n.raft.Shutdown().Error(); e != nil {
+			err = fmt.Errorf("shut down raft: %w", e)
+		}
+		if e := n.trans.Close(); e != nil && err == nil {
+			err = fmt.Errorf("close transport: %w", e)
+		}
+		if e := n.logStore.Close(); e != nil && err == nil {
+			err = fmt.Errorf("close raft log store: %w", e)
+		}
+		n.compressor.Close()
+	})
+	return err
+}
+
+// ID returns this node's id.
+func (n *Node) ID() string { return n.cfg.NodeID }
+
+// RaftAddr returns the Raft address this node listens on (resolved when
+// the configured port was 0).
+func (n *Node) RaftAddr() string { return n.raftAddr }
+
+// IsLeader reports whether this node is the leader now.
+func (n *Node) IsLeader() bool { return n.raft.State() == raft.Leader }
+
+// Leader returns the id of the current leader and its HTTP address (from
+// the replicated state), or empty strings when no leader is known.
+func (n *Node) Leader() (id, httpAddr string) {
+	_, lid := n.raft.LeaderWithID()
+	if lid == "" {
+		return "", ""
+	}
+	return string(lid), n.state.get().Nodes[string(lid)].HTTPAddr
+}
+
+// WaitForLeader blocks until a leader is known or ctx ends.
+func (n *Node) WaitForLeader(ctx context.Context) error {
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for {
+		if id, _ := n.raft.LeaderWithID(); id != "" {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("wait for leader: %w", ctx.Err())
+		case <-n.closing:
+			return ErrClosed
+		case <-t.C:
+		}
+	}
+}
+
+// AppliedSeq returns the last seq this node's FSM appended to log/.
+func (n *Node) AppliedSeq() uint64 { return n.appliedSeq.Load() }
+
+// LookupKey finds a live key by the hash of its secret.
+func (n *Node) LookupKey(hash string) (theeye.Key, bool) { return n.state.lookupKey(hash) }
+
+// Apps lists the replicated apps, sorted by id.
+func (n *Node) Apps() []theeye.App { return n.state.apps() }
+
+// Keys lists the replicated keys (hashes only), sorted by id.
+func (n *Node) Keys() []theeye.Key { return n.state.keys() }
+
+// Nodes returns the replicated node addresses by id.
+func (n *Node) Nodes() map[string]NodeInfo { return n.state.get().Nodes }
+
+// Stats is a point-in-time view of the node for /v1/cluster and /readyz.
+type Stats struct {
+	State      string // leader, follower, candidate, shutdown
+	AppliedSeq uint64
+	Servers    []ServerInfo
+}
+
+// ServerInfo is one member of the Raft configuration.
+type ServerInfo struct {
+	ID       string
+	RaftAddr string
+	HTTPAddr string
+	Suffrage string
+}
+
+// Stats returns this node's view of the cluster.
+func (n *Node) Stats() (Stats, error) {
+	st := Stats{State: n.raft.State().String(), AppliedSeq: n.AppliedSeq()}
+	fut := n.raft.GetConfiguration()
+	if err := fut.Error(); err != nil {
+		return st, fmt.Errorf("get raft configuration: %w", err)
+	}
+	nodes := n.state.get().Nodes
+	for _, s := range fut.Configuration().Servers {
+		st.Servers = append(st.Servers, ServerInfo{
+			ID: string(s.ID), RaftAddr: string(s.Address),
+			HTTPAddr: nodes[string(s.ID)].HTTPAddr, Suffrage: s.Suffrage.String(),
+		})
+	}
+	return st, nil
+}
+
+// ApplyConfig replicates a configuration change and returns the FSM's
+// verdict (a *theeye.Error for a refused change). Leader only.
+func (n *Node) ApplyConfig(ctx context.Context, cmd *Command) error {
+	data, err := encodeConfigEntry(cmd)
+	if err != nil {
+		return err
+	}
+	_, err = n.apply(ctx, data)
+	return err
+}
+
+// apply is the one path to raft.Apply for single entries: it checks
+// leadership, bounds the wait by ctx, and unwraps both the future's error
+// and the error inside its response (hashicorp/consul#9970).
+func (n *Node) apply(ctx context.Context, data []byte) (applyResult, error) {
+	select {
+	case <-n.closing:
+		return applyResult{}, ErrClosed
+	default:
+	}
+	if !n.IsLeader() {
+		return applyResult{}, ErrNotLeader
+	}
+	timeout := n.cfg.ApplyTimeout
+	if dl, ok := ctx.Deadline(); ok {
+		timeout = min(timeout, time.Until(dl))
+	}
+	fut := n.raft.Apply(data, timeout)
+	done := make(chan struct{})
+	var ferr error
+	go func() { ferr = fut.Error(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return applyResult{}, fmt.Errorf("raft apply: %w", ctx.Err())
+	}
+	if ferr != nil {
+		return applyResult{}, raftErr(ferr)
+	}
+	res, _ := fut.Response().(applyResult)
+	return res, res.err
+}
+
+// raftErr maps hashicorp/raft errors onto ours.
+func raftErr(err error) error {
+	switch {
+	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost),
+		errors.Is(err, raft.ErrLeadershipTransferInProgress):
+		return fmt.Errorf("%w: %w", ErrNotLeader, err)
+	case errors.Is(err, raft.ErrRaftShutdown):
+		return fmt.Errorf("%w: %w", ErrClosed, err)
+	}
+	return fmt.Errorf("raft apply: %w", err)
+}
+
+// AddVoter adds a node to the cluster and records its addresses. Leader only.
+func (n *Node) AddVoter(ctx context.Context, info NodeInfo) error {
+	if !n.IsLeader() {
+		return ErrNotLeader
+	}
+	if err := n.raft.AddVoter(raft.ServerID(info.ID), raft.ServerAddress(info.RaftAddr), 0, n.cfg.ApplyTimeout).Error(); err != nil {
+		return raftErr(err)
+	}
+	return n.ApplyConfig(ctx, &Command{Op: OpSetNode, Node: &info})
+}
+
+// RemoveServer removes a node from the cluster. Leader only.
+func (n *Node) RemoveServer(ctx context.Context, id string) error {
+	if !n.IsLeader() {
+		return ErrNotLeader
+	}
+	if err := n.raft.RemoveServer(raft.ServerID(id), 0, n.cfg.ApplyTimeout).Error(); err != nil {
+		return raftErr(err)
+	}
+	return n.ApplyConfig(ctx, &Command{Op: OpDelNode, NodeID: id})
+}
+
+// Snapshot asks Raft for a snapshot now (tests and operators).
+func (n *Node) Snapshot() error {
+	if err := n.raft.Snapshot().Error(); err != nil {
+		return fmt.Errorf("snapshot: %w", err)
+	}
+	return nil
+}
+
+// leaderLoop makes sure, whenever this node leads, that the replicated
+// state has this node's addresses and (on the bootstrap node) the admin
+// key. Both are idempotent config entries.
+func (n *Node) leaderLoop() {
+	defer n.wg.Done()
+	ch := n.raft.LeaderCh()
+	check := time.NewTicker(500 * time.Millisecond)
+	defer check.Stop()
+	done := false
+	for {
+		select {
+		case <-n.closing:
+			return
+		case <-ch:
+			done = false
+		case <-check.C:
+		}
+		if done || !n.IsLeader() {
+			continue
+		}
+		done = n.leaderTasks() == nil
+	}
+}
+
+func (n *Node) leaderTasks() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	st := n.state.get()
+	me := NodeInfo{ID: n.cfg.NodeID, RaftAddr: n.raftAddr, HTTPAddr: n.cfg.HTTPAddr}
+	if st.Nodes[me.ID] != me {
+		if err := n.ApplyConfig(ctx, &Command{Op: OpSetNode, Node: &me}); err != nil {
+			n.logger.Warn("recording node address", "err", err)
+			return err
+		}
+	}
+	if n.cfg.AdminKeyHash != "" {
+		if _, ok := st.Keys["admin"]; !ok {
+			k := theeye.Key{ID: "admin", Name: "admin", Scopes: []theeye.Scope{theeye.ScopeAdmin},
+				Hash: n.cfg.AdminKeyHash, CreatedAt: time.Now().UTC()}
+			if err := n.ApplyConfig(ctx, &Command{Op: OpCreateKey, Key: &k}); err != nil && theeye.ErrorCode(err) != theeye.EConflict {
+				n.logger.Warn("registering the admin key", "err", err)
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (n *Node) fatal(err error) {
+	n.logger.Error("fatal: stopping the node", "err", err)
+	n.cfg.Fatal(err)
+}

@@ -1,0 +1,223 @@
+package raftnode
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+
+	"github.com/theeye/theeye"
+)
+
+// State is the replicated configuration: apps, keys (hashes only) and node
+// addresses. The FSM changes it; everything else reads copies.
+type State struct {
+	// Index is the Raft index of the last config entry applied to it.
+	Index uint64                `json:"index"`
+	Apps  map[string]theeye.App `json:"apps"`
+	Keys  map[string]theeye.Key `json:"keys"`
+	Nodes map[string]NodeInfo   `json:"nodes"`
+}
+
+func newState() *State {
+	return &State{Apps: map[string]theeye.App{}, Keys: map[string]theeye.Key{}, Nodes: map[string]NodeInfo{}}
+}
+
+func (s *State) clone() *State {
+	c := &State{Index: s.Index, Apps: maps.Clone(s.Apps), Keys: maps.Clone(s.Keys), Nodes: maps.Clone(s.Nodes)}
+	return c
+}
+
+// apply changes the state by one command. A refused command (a duplicate
+// app, an unknown key) is a deterministic outcome: every node refuses it
+// the same way and the state does not change.
+func (s *State) apply(cmd *Command) error {
+	switch cmd.Op {
+	case OpCreateApp:
+		if cmd.App == nil || cmd.Key == nil {
+			return theeye.Errorf(theeye.EInvalidRequest, "create_app needs an app and a key")
+		}
+		if _, ok := s.Apps[cmd.App.ID]; ok {
+			return theeye.Errorf(theeye.EConflict, "an app named %q already exists", cmd.App.Name)
+		}
+		if _, ok := s.Keys[cmd.Key.ID]; ok {
+			return theeye.Errorf(theeye.EConflict, "a key with id %q already exists", cmd.Key.ID)
+		}
+		s.Apps[cmd.App.ID] = *cmd.App
+		s.Keys[cmd.Key.ID] = *cmd.Key
+	case OpCreateKey:
+		if cmd.Key == nil {
+			return theeye.Errorf(theeye.EInvalidRequest, "create_key needs a key")
+		}
+		if _, ok := s.Keys[cmd.Key.ID]; ok {
+			return theeye.Errorf(theeye.EConflict, "a key with id %q already exists", cmd.Key.ID)
+		}
+		if cmd.Key.App != "" {
+			if _, ok := s.Apps[cmd.Key.App]; !ok {
+				return theeye.Errorf(theeye.ENotFound, "no app named %q", cmd.Key.App)
+			}
+		}
+		s.Keys[cmd.Key.ID] = *cmd.Key
+	case OpRevokeKey:
+		k, ok := s.Keys[cmd.KeyID]
+		if !ok {
+			return theeye.Errorf(theeye.ENotFound, "no key with id %q", cmd.KeyID)
+		}
+		k.Revoked = true
+		s.Keys[cmd.KeyID] = k
+	case OpSetNode:
+		if cmd.Node == nil || cmd.Node.ID == "" {
+			return theeye.Errorf(theeye.EInvalidRequest, "set_node needs a node")
+		}
+		s.Nodes[cmd.Node.ID] = *cmd.Node
+	case OpDelNode:
+		delete(s.Nodes, cmd.NodeID)
+	default:
+		return theeye.Errorf(theeye.EInvalidRequest, "unknown config operation %q", cmd.Op)
+	}
+	return nil
+}
+
+// stateStore keeps State in memory and in <dir>/state.json, written
+// atomically (temp file, fsync, rename, fsync dir) at every change, so the
+// file always holds the state as of its Index.
+type stateStore struct {
+	path string
+
+	mu     sync.RWMutex
+	st     *State            // guarded by mu; replaced, never mutated in place
+	byHash map[string]string // key hash -> key id; guarded by mu
+}
+
+func openStateStore(dir string) (*stateStore, error) {
+	ss := &stateStore{path: filepath.Join(dir, "state.json")}
+	st := newState()
+	b, err := os.ReadFile(ss.path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		return nil, fmt.Errorf("read %s: %w", ss.path, err)
+	default:
+		if err := json.Unmarshal(b, st); err != nil {
+			return nil, fmt.Errorf("decode %s: %w", ss.path, err)
+		}
+		if st.Apps == nil || st.Keys == nil || st.Nodes == nil {
+			st = &State{Index: st.Index, Apps: orEmpty(st.Apps), Keys: orEmpty(st.Keys), Nodes: orEmpty(st.Nodes)}
+		}
+	}
+	ss.set(st)
+	return ss, nil
+}
+
+func orEmpty[V any](m map[string]V) map[string]V {
+	if m == nil {
+		return map[string]V{}
+	}
+	return m
+}
+
+func (ss *stateStore) get() *State {
+	ss.mu.RLock()
+	defer ss.mu.RUnlock()
+	return ss.st
+}
+
+func (ss *stateStore) set(st *State) {
+	byHash := make(map[string]string, len(st.Keys))
+	for id, k := range st.Keys {
+		byHash[k.Hash] = id
+	}
+	ss.mu.Lock()
+	ss.st, ss.byHash = st, byHash
+	ss.mu.Unlock()
+}
+
+// save writes st durably, then makes it current.
+func (ss *stateStore) save(st *State) error {
+	b, err := json.MarshalIndent(st, "", " ")
+	if err != nil {
+		return fmt.Errorf("encode state: %w", err)
+	}
+	if err := writeFileAtomic(ss.path, b); err != nil {
+		return err
+	}
+	ss.set(st)
+	return nil
+}
+
+func (ss *stateStore) lookupKey(hash string) (theeye.Key, bool) {
+	ss.mu.RLock()
+	defer ss.mu.RUnlock()
+	id, ok := ss.byHash[hash]
+	if !ok {
+		return theeye.Key{}, false
+	}
+	k := ss.st.Keys[id]
+	return k, !k.Revoked
+}
+
+func (ss *stateStore) apps() []theeye.App {
+	st := ss.get()
+	out := slices.Collect(maps.Values(st.Apps))
+	slices.SortFunc(out, func(a, b theeye.App) int { return cmpString(a.ID, b.ID) })
+	return out
+}
+
+func (ss *stateStore) keys() []theeye.Key {
+	st := ss.get()
+	out := slices.Collect(maps.Values(st.Keys))
+	slices.SortFunc(out, func(a, b theeye.Key) int { return cmpString(a.ID, b.ID) })
+	return out
+}
+
+func cmpString(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// writeFileAtomic replaces path with b: write a temp file, fsync it, rename
+// it over path, fsync the directory.
+func writeFileAtomic(path string, b []byte) error {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return fmt.Errorf("create %s: %w", tmp, err)
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s: %w", tmp, err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("fsync %s: %w", tmp, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("close %s: %w", tmp, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("rename %s: %w", tmp, err)
+	}
+	return syncDir(filepath.Dir(path))
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("open dir %s: %w", dir, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("fsync dir %s: %w", dir, err)
+	}
+	return nil
+}
