@@ -1,0 +1,57 @@
+// Package index owns a node's Pebble index: the background indexer that
+// tails the event log, validates each event and writes its keys together
+// with its cursor in one atomic batch, and the query side that serves range
+// scans with opaque cursors.
+//
+// # Keyspaces
+//
+// One Pebble instance, one prefix byte per keyspace. Keys use an
+// order-preserving tuple encoding (keys.go is the only code that builds or
+// reads them):
+//
+//	str  = bytes with 0x00 escaped as 0x00 0xFF, then 0x00 0x01 (prefix-free, sorts like the string)
+//	ts   = 8 bytes big-endian of signed Unix nanoseconds with the sign bit flipped
+//	seq  = 8 bytes big-endian
+//
+//	prefix | key                              | value                                   | written for
+//	-------+----------------------------------+-----------------------------------------+---------------------------
+//	'e'    | seq                              | rendered event JSON (API.md shape)      | valid events: the body, once
+//	's'    | str(session_id) ts seq           | app                                     | valid events
+//	'c'    | str(category) ts seq             | app                                     | valid events
+//	'n'    | str(category) str(name) ts seq   | app                                     | valid events
+//	't'    | ts seq                           | app                                     | valid events
+//	'x'    | ts(received_at) seq              | uvarint(reason mask) uvarint(len) app,  | invalid events
+//	       |                                  | then the error record JSON              |
+//	'd'    | str(app) str(client id)          | seq, 16 bytes of SHA-256(raw event)     | events with a client "id"
+//	'm'    | str(name)                        | uint64 big-endian                       | version, cursor, counters
+//
+// ts in s, c, n and t is the event's timestamp. Every time-ordered key ends
+// with (ts, seq), so a scan of one session, category, category and name, or
+// of everything, is one bounded iterator ordered by timestamp with ties
+// broken by seq (invariant 8), and the pointer's seq names the body in e.
+// The value of a pointer is the app, so the app filter never reads a body.
+// The reason mask has one bit per reason code (values.go, append-only), so
+// the errors' reason and app filters never parse JSON.
+//
+// # Indexing
+//
+// The indexer reads up to Config.BatchSize events past its cursor from the
+// Source, judges each with theeye.ParseEvent against the envelope's
+// received_at (never the wall clock: invariant 3), drops (app, id)
+// duplicates in log order (invariant 7), and writes the keys, the new
+// cursor (m "cursor") and the counters in one Pebble batch committed
+// NoSync (invariant 5: the log is the source of truth, so a crash loses at
+// most whole batches, which are indexed again). A valid event writes e, s,
+// c, n, t; an invalid one writes only x (invariant 6); a duplicate writes
+// nothing.
+//
+// # Queries
+//
+// Events and Errors scan one keyspace with IterOptions bounds computed from
+// the query (time bounds appended to the prefix; the prefix successor as
+// the exclusive upper bound), SeekGE or SeekLT, a fresh iterator every
+// 4096 keys so long exports do not pin memtables, and a second iterator
+// over e for the bodies. A cursor is the base64url of a version byte, the
+// keyspace byte and the last key returned; it must lie inside the query's
+// bounds.
+package index

@@ -1,0 +1,288 @@
+package index
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/theeye/theeye"
+)
+
+// writer holds the indexer's per-batch state and reused buffers. It is
+// guarded by Index.writeMu.
+type writer struct {
+	batch  *pebble.Batch       // reused across batches (Reset), so its buffer is not grown again each time
+	dedupe map[string]struct{} // dedupe keys set earlier in the batch in hand
+	key    []byte
+	val    []byte
+	app    []byte
+	delta  batchDelta
+}
+
+// maxRetainedBatch is the largest batch buffer kept for the next batch
+// (Pebble's default, 1 MiB, is less than a batch of 2048 events).
+const maxRetainedBatch = 16 << 20
+
+// batchDelta is what one batch adds to the totals.
+type batchDelta struct {
+	events, errors, duplicates uint64
+	reasons                    [len(reasonCodes) + 1]uint64 // by reasonCodes index; last: other codes
+}
+
+// Run indexes the log until ctx is cancelled: each round reads what the log
+// holds past the cursor, in batches, then waits for Source.Changed. It
+// returns nil when ctx is cancelled (after committing the batch in hand),
+// ErrClosed when the index is closed, or the first read or write error.
+func (ix *Index) Run(ctx context.Context) error {
+	if ix.cfg.Source == nil {
+		return errors.New("run indexer: Config.Source is nil")
+	}
+	ix.log.Info("indexer started", "indexed_seq", ix.IndexedSeq())
+	for {
+		changed := ix.cfg.Source.Changed() // before reading, so no append is missed
+		if _, err := ix.indexAvailable(ctx); err != nil {
+			if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+				break
+			}
+			return err
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+		case <-ix.done:
+			return ErrClosed
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	ix.log.Info("indexer stopped", "indexed_seq", ix.IndexedSeq())
+	return nil
+}
+
+// IndexOnce indexes what the log holds now, in as many batches as needed,
+// and returns how many events it read. It is meant for tests and tools; the
+// server calls Run.
+func (ix *Index) IndexOnce(ctx context.Context) (int, error) {
+	if ix.cfg.Source == nil {
+		return 0, errors.New("index: Config.Source is nil")
+	}
+	return ix.indexAvailable(ctx)
+}
+
+// indexAvailable runs batches until one makes no progress, checking ctx
+// between batches.
+func (ix *Index) indexAvailable(ctx context.Context) (int, error) {
+	total := 0
+	for {
+		if err := ctx.Err(); err != nil {
+			return total, fmt.Errorf("index: %w", err)
+		}
+		n, advanced, err := ix.indexBatch()
+		total += n
+		if err != nil || !advanced {
+			return total, err
+		}
+	}
+}
+
+// indexBatch reads up to BatchSize events past the cursor, and commits
+// their keys, the new cursor and the counters in one Pebble batch
+// (invariant 5). It reports how many events it read and whether the cursor
+// moved.
+func (ix *Index) indexBatch() (n int, advanced bool, err error) {
+	ix.writeMu.Lock()
+	defer ix.writeMu.Unlock()
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	if ix.closed {
+		return 0, false, ErrClosed
+	}
+
+	src := ix.cfg.Source
+	from := ix.cursor + 1
+	last := src.LastSeq()
+	if last < from {
+		// Nothing new, or the log lost an unsynced tail that Raft is
+		// replaying: wait for it to catch up with the cursor.
+		return 0, false, nil
+	}
+	max := uint64(ix.cfg.BatchSize)
+	if last-from+1 < max {
+		max = last - from + 1
+	}
+	end := from + max // exclusive
+
+	start := time.Now()
+	w := &ix.w
+	if w.batch == nil {
+		w.batch = ix.db.NewBatch(pebble.WithMaxRetainedSizeBytes(maxRetainedBatch))
+	}
+	b := w.batch
+	defer b.Reset()
+	clear(w.dedupe)
+	w.delta = batchDelta{}
+	prev := ix.cursor
+	n, err = src.ReadFrom(from, int(max), func(seq uint64, env *theeye.Envelope) error {
+		if seq <= prev || seq >= end {
+			return fmt.Errorf("source returned seq %d after %d, outside [%d, %d)", seq, prev, from, end)
+		}
+		prev = seq
+		if err := ix.indexEvent(b, seq, env); err != nil {
+			return fmt.Errorf("index seq %d: %w", seq, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, false, fmt.Errorf("read log from seq %d: %w", from, err)
+	}
+	cursor := prev
+	if cursor == ix.cursor {
+		if src.LastSeq() < end-1 {
+			return 0, false, nil // the log shrank under us; wait for it
+		}
+		// The log holds later events but none in this window.
+		ix.log.Warn("log holds no events in a window below its last seq; skipping it",
+			"from", from, "to", end-1, "last_seq", src.LastSeq())
+		cursor = end - 1
+	}
+
+	totals := ix.totals
+	totals.Events += w.delta.events
+	totals.Errors += w.delta.errors
+	totals.Duplicates += w.delta.duplicates
+	for _, kv := range []struct {
+		name string
+		v    uint64
+	}{
+		{metaCursor, cursor},
+		{metaEvents, totals.Events},
+		{metaErrors, totals.Errors},
+		{metaDuplicates, totals.Duplicates},
+	} {
+		w.key = appendMetaKey(w.key[:0], kv.name)
+		w.val = appendUint64(w.val[:0], kv.v)
+		if err := b.Set(w.key, w.val, nil); err != nil {
+			return 0, false, fmt.Errorf("batch meta %s: %w", kv.name, err)
+		}
+	}
+	if err := b.Commit(pebble.NoSync); err != nil {
+		return 0, false, fmt.Errorf("commit batch [%d, %d]: %w", from, cursor, err)
+	}
+
+	ix.cursor = cursor
+	totals.IndexedSeq = cursor
+	ix.totals = totals
+	ix.publish()
+	ix.m.events.Add(float64(w.delta.events))
+	ix.m.duplicates.Add(float64(w.delta.duplicates))
+	for i, c := range w.delta.reasons {
+		if c == 0 {
+			continue
+		}
+		code := "other"
+		if i < len(reasonCodes) {
+			code = reasonCodes[i]
+		}
+		ix.m.errors.WithLabelValues(code).Add(float64(c))
+	}
+	ix.m.batch.Observe(time.Since(start).Seconds())
+	return n, true, nil
+}
+
+// indexEvent validates one event and adds its keys to b: the dedupe key,
+// then either the body and its pointers (valid) or the error record.
+func (ix *Index) indexEvent(b *pebble.Batch, seq uint64, env *theeye.Envelope) error {
+	w := &ix.w
+	ev, reasons := theeye.ParseEvent(env.Raw, env.ReceivedTime(), ix.cfg.Policy)
+	if ix.cfg.Checker != nil && ev.Category != "" && ev.Name != "" && ev.Data != nil {
+		reasons = append(reasons, ix.cfg.Checker.Check(&ev)...)
+	}
+
+	// Invariant 7: an (app, id) already indexed, earlier in this batch or
+	// in Pebble, is a duplicate. Decided in log order, so every node and
+	// every replay decides the same.
+	if ev.ID != "" {
+		w.key = appendDedupeKey(w.key[:0], env.App, ev.ID)
+		dup, err := ix.seen(w.key)
+		if err != nil {
+			return err
+		}
+		if dup {
+			w.delta.duplicates++
+			return nil
+		}
+		w.dedupe[string(w.key)] = struct{}{}
+		w.val = appendDedupeValue(w.val[:0], seq, env.Raw)
+		if err := b.Set(w.key, w.val, nil); err != nil {
+			return fmt.Errorf("batch dedupe key: %w", err)
+		}
+	}
+
+	if len(reasons) > 0 {
+		w.delta.errors++
+		for _, r := range reasons {
+			i := len(reasonCodes)
+			for j, c := range reasonCodes {
+				if c == r.Code {
+					i = j
+					break
+				}
+			}
+			w.delta.reasons[i]++
+		}
+		w.key = appendErrorKey(w.key[:0], env.ReceivedAt, seq)
+		w.val = appendErrorHeader(w.val[:0], reasonMask(reasons), env.App)
+		w.val = appendErrorRecord(w.val, seq, env, &ev, reasons)
+		if err := b.Set(w.key, w.val, nil); err != nil {
+			return fmt.Errorf("batch error record: %w", err)
+		}
+		return nil
+	}
+
+	w.delta.events++
+	w.key = appendEventKey(w.key[:0], seq)
+	w.val = appendEvent(w.val[:0], seq, env, &ev)
+	if err := b.Set(w.key, w.val, nil); err != nil {
+		return fmt.Errorf("batch event body: %w", err)
+	}
+	// Pointers: the key ends with seq, the value is the app (for the App
+	// filter without reading the body).
+	ts := ev.Timestamp.UnixNano()
+	w.app = append(w.app[:0], env.App...)
+	for i := range 4 {
+		switch i {
+		case 0:
+			w.key = appendSessionKey(w.key[:0], ev.SessionID, ts, seq)
+		case 1:
+			w.key = appendCategoryKey(w.key[:0], ev.Category, ts, seq)
+		case 2:
+			w.key = appendNameKey(w.key[:0], ev.Category, ev.Name, ts, seq)
+		case 3:
+			w.key = appendTimeKey(w.key[:0], ts, seq)
+		}
+		if err := b.Set(w.key, w.app, nil); err != nil {
+			return fmt.Errorf("batch index key: %w", err)
+		}
+	}
+	return nil
+}
+
+// seen reports whether dedupe key k was set earlier in this batch or is in
+// Pebble.
+func (ix *Index) seen(k []byte) (bool, error) {
+	if _, ok := ix.w.dedupe[string(k)]; ok {
+		return true, nil
+	}
+	_, closer, err := ix.db.Get(k)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("read dedupe key: %w", err)
+	}
+	return true, closer.Close()
+}
