@@ -1,0 +1,100 @@
+package api
+
+import (
+	"context"
+	"net/http"
+	"strings"
+
+	"github.com/julienschmidt/httprouter"
+
+	"github.com/theeye/theeye"
+	"github.com/theeye/theeye/raftnode"
+)
+
+type nodeJSON struct {
+	ID         string  `json:"id"`
+	RaftAddr   string  `json:"raft_addr"`
+	HTTPAddr   string  `json:"http_addr"`
+	Suffrage   string  `json:"suffrage"`
+	State      string  `json:"state"`
+	AppliedSeq *uint64 `json:"applied_seq"`
+	IndexedSeq *uint64 `json:"indexed_seq"`
+}
+
+// handleCluster is GET /v1/cluster: this node's view of the membership.
+// Sequence numbers are known for this node; other members' are null until
+// nodes report to each other.
+func (s *Server) handleCluster(w http.ResponseWriter, r *http.Request, _ httprouter.Params, _ *theeye.Key) {
+	st, err := s.cfg.Node.Stats()
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	leader, _ := s.cfg.Node.Leader()
+	nodes := make([]nodeJSON, 0, len(st.Servers))
+	for _, sv := range st.Servers {
+		n := nodeJSON{ID: sv.ID, RaftAddr: sv.RaftAddr, HTTPAddr: sv.HTTPAddr, Suffrage: strings.ToLower(sv.Suffrage), State: "follower"}
+		if sv.ID == leader {
+			n.State = "leader"
+		}
+		if sv.ID == s.cfg.Node.ID() {
+			applied, indexed := st.AppliedSeq, s.cfg.Index.IndexedSeq()
+			n.State = strings.ToLower(st.State)
+			n.AppliedSeq, n.IndexedSeq = &applied, &indexed
+		}
+		nodes = append(nodes, n)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"leader": leader, "nodes": nodes})
+}
+
+func (s *Server) handleAddNode(w http.ResponseWriter, r *http.Request, _ httprouter.Params, _ *theeye.Key) {
+	var req raftnode.NodeInfo
+	if err := decodeBody(r, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if req.ID == "" || req.RaftAddr == "" || req.HTTPAddr == "" {
+		s.writeError(w, r, theeye.Errorf(theeye.EInvalidRequest, "id, raft_addr and http_addr are all required"))
+		return
+	}
+	if err := s.cfg.Node.AddVoter(r.Context(), req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, req)
+}
+
+func (s *Server) handleRemoveNode(w http.ResponseWriter, r *http.Request, ps httprouter.Params, _ *theeye.Key) {
+	id := ps.ByName("id")
+	if err := s.cfg.Node.RemoveServer(r.Context(), id); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"id": id, "removed": true})
+}
+
+func (s *Server) handleHealthz(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
+	writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "node": s.cfg.Node.ID()})
+}
+
+// handleReadyz: ready once a leader is known and the indexer is within
+// ReadyLag events of what this node has applied.
+func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
+	if err := s.ready(r.Context()); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"status": "ready", "node": s.cfg.Node.ID()})
+}
+
+func (s *Server) ready(context.Context) error {
+	if id, _ := s.cfg.Node.Leader(); id == "" {
+		return theeye.Errorf(theeye.EUnavailable, "not ready: no leader known")
+	}
+	applied, indexed := s.cfg.Node.AppliedSeq(), s.cfg.Index.IndexedSeq()
+	if applied > indexed && applied-indexed > s.cfg.ReadyLag {
+		return theeye.Errorf(theeye.EUnavailable, "not ready: the indexer is %d events behind the log (limit %d)", applied-indexed, s.cfg.ReadyLag).
+			WithDetail("applied_seq", applied).WithDetail("indexed_seq", indexed)
+	}
+	return nil
+}

@@ -1,0 +1,90 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+
+	"github.com/theeye/theeye"
+	"github.com/theeye/theeye/raftnode"
+)
+
+// statusOf maps an error code to its HTTP status.
+func statusOf(code string) int {
+	switch code {
+	case theeye.EInvalidJSON, theeye.ENotAnObject, theeye.EEmptyBatch, theeye.EInvalidParam, theeye.EInvalidRequest:
+		return http.StatusBadRequest
+	case theeye.EUnauthorized:
+		return http.StatusUnauthorized
+	case theeye.EForbidden:
+		return http.StatusForbidden
+	case theeye.ENotFound:
+		return http.StatusNotFound
+	case theeye.EConflict:
+		return http.StatusConflict
+	case theeye.EBodyTooLarge, theeye.EEventTooLarge:
+		return http.StatusRequestEntityTooLarge
+	case theeye.EUnsupportedMedia:
+		return http.StatusUnsupportedMediaType
+	case theeye.ERateLimited:
+		return http.StatusTooManyRequests
+	case theeye.EUnavailable:
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusInternalServerError
+}
+
+// toDomainError turns errors of the layers below into *theeye.Error.
+func toDomainError(err error) *theeye.Error {
+	if e, ok := theeye.AsError(err); ok {
+		return e
+	}
+	switch {
+	case errors.Is(err, raftnode.ErrNotLeader):
+		return theeye.Errorf(theeye.EUnavailable, "this node is not the leader; retry")
+	case errors.Is(err, raftnode.ErrNoLeader):
+		return theeye.Errorf(theeye.EUnavailable, "the cluster has no leader yet; retry")
+	case errors.Is(err, raftnode.ErrClosed):
+		return theeye.Errorf(theeye.EUnavailable, "the node is shutting down; retry on another node")
+	case errors.Is(err, context.DeadlineExceeded):
+		return theeye.Errorf(theeye.EUnavailable, "timed out: %v", err)
+	}
+	return &theeye.Error{Code: theeye.EInternal, Message: err.Error()}
+}
+
+type errorBody struct {
+	Error errorFields `json:"error"`
+}
+
+type errorFields struct {
+	Code    string         `json:"code"`
+	Message string         `json:"message"`
+	Details map[string]any `json:"details,omitempty"`
+}
+
+// writeError writes API.md's error body with the status of err's code, and
+// logs only internal errors (the rest are the client's to read).
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	e := toDomainError(err)
+	status := statusOf(e.Code)
+	if status == http.StatusInternalServerError {
+		s.logger.Error("internal error", "method", r.Method, "path", r.URL.Path, "err", err)
+	}
+	if status == http.StatusServiceUnavailable || status == http.StatusTooManyRequests {
+		w.Header().Set("Retry-After", "1")
+	}
+	s.m.rejected.WithLabelValues(e.Code).Inc()
+	writeJSON(w, status, errorBody{Error: errorFields{Code: e.Code, Message: e.Message, Details: e.Details}})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		status = http.StatusInternalServerError
+		b = []byte(`{"error":{"code":"internal","message":"encode response"}}`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	w.Write(append(b, '\n'))
+}

@@ -1,0 +1,341 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/julienschmidt/httprouter"
+	"github.com/klauspost/compress/gzip"
+	"github.com/oklog/ulid/v2"
+
+	"github.com/theeye/theeye"
+	"github.com/theeye/theeye/index"
+)
+
+// handleIngest is POST /v1/events: split, stamp, replicate, then 202.
+func (s *Server) handleIngest(w http.ResponseWriter, r *http.Request, _ httprouter.Params, key *theeye.Key) {
+	ndjson, err := ingestMediaType(r.Header.Get("Content-Type"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	body, err := s.readBody(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	var raws [][]byte
+	if ndjson {
+		raws, err = splitNDJSON(body, s.cfg.MaxEvent)
+	} else {
+		raws, err = splitJSON(body, s.cfg.MaxEvent)
+	}
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	now := s.cfg.Now().UnixNano()
+	app := key.EventApp()
+	envs := make([]theeye.Envelope, len(raws))
+	for i, raw := range raws {
+		envs[i] = theeye.Envelope{ReceivedAt: now, App: app, ID: theeye.EventID(ulid.Make()), Raw: raw}
+	}
+	seq, err := s.cfg.Node.Append(r.Context(), envs)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.m.ingestEvents.Add(float64(len(envs)))
+	s.m.ingestRequests.Inc()
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusAccepted)
+	b := make([]byte, 0, 64)
+	b = append(b, `{"accepted":`...)
+	b = strconv.AppendInt(b, int64(len(envs)), 10)
+	b = append(b, `,"seq":`...)
+	b = strconv.AppendUint(b, seq, 10)
+	b = append(b, "}\n"...)
+	w.Write(b)
+}
+
+// ingestMediaType accepts JSON (also when no type is given) and NDJSON.
+func ingestMediaType(ct string) (ndjson bool, err error) {
+	if ct == "" {
+		return false, nil
+	}
+	mt, _, perr := mime.ParseMediaType(ct)
+	if perr != nil {
+		return false, theeye.Errorf(theeye.EUnsupportedMedia, "cannot read Content-Type %q: %v", ct, perr)
+	}
+	switch {
+	case mt == "application/json" || strings.HasSuffix(mt, "+json"):
+		return false, nil
+	case mt == "application/x-ndjson" || mt == "application/ndjson" || mt == "application/jsonl" || mt == "application/x-jsonlines":
+		return true, nil
+	}
+	return false, theeye.Errorf(theeye.EUnsupportedMedia,
+		"Content-Type %q is not accepted: send application/json (an event or an array) or application/x-ndjson", mt)
+}
+
+// readBody reads the whole body, gunzipping it when Content-Encoding says
+// gzip, and refuses more than MaxBody bytes (after decompression).
+func (s *Server) readBody(r *http.Request) ([]byte, error) {
+	limit := s.cfg.MaxBody
+	var src io.Reader = r.Body
+	switch enc := strings.ToLower(strings.TrimSpace(r.Header.Get("Content-Encoding"))); enc {
+	case "", "identity":
+		if r.ContentLength > limit {
+			return nil, theeye.Errorf(theeye.EBodyTooLarge, "the body is %d bytes, over the %d-byte limit", r.ContentLength, limit).
+				WithDetail("limit", limit)
+		}
+	case "gzip":
+		zr, err := gzip.NewReader(r.Body)
+		if err != nil {
+			return nil, theeye.Errorf(theeye.EInvalidRequest, "Content-Encoding is gzip but the body is not: %v", err)
+		}
+		defer zr.Close()
+		src = zr
+	default:
+		return nil, theeye.Errorf(theeye.EUnsupportedMedia, "Content-Encoding %q is not accepted: send gzip or none", enc)
+	}
+	var buf bytes.Buffer
+	if r.ContentLength > 0 && r.ContentLength <= limit {
+		buf.Grow(int(r.ContentLength))
+	}
+	n, err := buf.ReadFrom(io.LimitReader(src, limit+1))
+	if err != nil {
+		return nil, theeye.Errorf(theeye.EInvalidRequest, "read body: %v", err)
+	}
+	if n > limit {
+		return nil, theeye.Errorf(theeye.EBodyTooLarge, "the body is over the %d-byte limit", limit).WithDetail("limit", limit)
+	}
+	return buf.Bytes(), nil
+}
+
+// queryParams are the parameters every list route shares.
+type queryParams struct {
+	from, to time.Time
+	limit    int
+	cursor   string
+	desc     bool
+	minSeq   uint64
+	wait     time.Duration
+	ndjson   bool
+}
+
+const (
+	defaultLimit = 100
+	maxLimit     = 10000
+	defaultWait  = 5 * time.Second
+	maxWait      = 60 * time.Second
+)
+
+func parseQuery(r *http.Request) (queryParams, error) {
+	q := r.URL.Query()
+	p := queryParams{limit: defaultLimit, wait: defaultWait, cursor: q.Get("cursor")}
+	var err error
+	if v := q.Get("from"); v != "" {
+		if p.from, err = theeye.ParseTimestamp(v); err != nil {
+			return p, theeye.Errorf(theeye.EInvalidParam, "from: %v", err).WithDetail("parameter", "from")
+		}
+	}
+	if v := q.Get("to"); v != "" {
+		if p.to, err = theeye.ParseTimestamp(v); err != nil {
+			return p, theeye.Errorf(theeye.EInvalidParam, "to: %v", err).WithDetail("parameter", "to")
+		}
+	}
+	if !p.from.IsZero() && !p.to.IsZero() && !p.to.After(p.from) {
+		return p, theeye.Errorf(theeye.EInvalidParam, "to (%s) must be after from (%s)", theeye.FormatTime(p.to), theeye.FormatTime(p.from)).WithDetail("parameter", "to")
+	}
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > maxLimit {
+			return p, theeye.Errorf(theeye.EInvalidParam, "limit %q: want a whole number from 1 to %d", v, maxLimit).WithDetail("parameter", "limit")
+		}
+		p.limit = n
+	}
+	switch v := q.Get("order"); v {
+	case "", "asc":
+	case "desc":
+		p.desc = true
+	default:
+		return p, theeye.Errorf(theeye.EInvalidParam, "order %q: want asc or desc", v).WithDetail("parameter", "order")
+	}
+	if v := q.Get("min_seq"); v != "" {
+		if p.minSeq, err = strconv.ParseUint(v, 10, 64); err != nil {
+			return p, theeye.Errorf(theeye.EInvalidParam, "min_seq %q: want a seq (a whole number)", v).WithDetail("parameter", "min_seq")
+		}
+	}
+	if v := q.Get("wait"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 || d > maxWait {
+			return p, theeye.Errorf(theeye.EInvalidParam, "wait %q: want a duration such as 500ms or 30s, at most %s", v, maxWait).WithDetail("parameter", "wait")
+		}
+		p.wait = d
+	}
+	p.ndjson = acceptsNDJSON(r.Header.Get("Accept"))
+	if p.ndjson {
+		p.limit = 0
+	}
+	return p, nil
+}
+
+func acceptsNDJSON(accept string) bool {
+	for _, part := range strings.Split(accept, ",") {
+		mt, _, _ := mime.ParseMediaType(strings.TrimSpace(part))
+		if mt == "application/x-ndjson" || mt == "application/ndjson" {
+			return true
+		}
+	}
+	return false
+}
+
+// waitIndexed implements min_seq: wait (bounded) until this node has
+// indexed seq, else 503.
+func (s *Server) waitIndexed(ctx context.Context, p queryParams) error {
+	if p.minSeq == 0 || s.cfg.Index.IndexedSeq() >= p.minSeq {
+		return nil
+	}
+	wctx, cancel := context.WithTimeout(ctx, p.wait)
+	defer cancel()
+	if err := s.cfg.Index.WaitIndexed(wctx, p.minSeq); err != nil {
+		return theeye.Errorf(theeye.EUnavailable, "this node has indexed up to seq %d, not %d, within %s; retry or raise wait",
+			s.cfg.Index.IndexedSeq(), p.minSeq, p.wait).WithDetail("indexed_seq", s.cfg.Index.IndexedSeq())
+	}
+	return nil
+}
+
+func (s *Server) handleSessionEvents(w http.ResponseWriter, r *http.Request, ps httprouter.Params, _ *theeye.Key) {
+	p, err := parseQuery(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	sid := ps.ByName("session_id")
+	q := index.EventQuery{Session: sid, From: p.from, To: p.to, Limit: p.limit, Cursor: p.cursor, Desc: p.desc}
+	s.serveList(w, r, p, "events", func(ctx context.Context, fn func([]byte) error) (string, error) {
+		return s.cfg.Index.Events(ctx, q, fn)
+	})
+}
+
+func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request, _ httprouter.Params, _ *theeye.Key) {
+	p, err := parseQuery(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	v := r.URL.Query()
+	q := index.EventQuery{Category: v.Get("category"), Name: v.Get("name"), App: v.Get("app"),
+		From: p.from, To: p.to, Limit: p.limit, Cursor: p.cursor, Desc: p.desc}
+	if q.Name != "" && q.Category == "" {
+		s.writeError(w, r, theeye.Errorf(theeye.EInvalidParam, "name needs category: event types are category + name").WithDetail("parameter", "name"))
+		return
+	}
+	s.serveList(w, r, p, "events", func(ctx context.Context, fn func([]byte) error) (string, error) {
+		return s.cfg.Index.Events(ctx, q, fn)
+	})
+}
+
+func (s *Server) handleErrors(w http.ResponseWriter, r *http.Request, _ httprouter.Params, _ *theeye.Key) {
+	p, err := parseQuery(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	v := r.URL.Query()
+	q := index.ErrorQuery{From: p.from, To: p.to, Reason: v.Get("reason"), App: v.Get("app"),
+		Limit: p.limit, Cursor: p.cursor, Desc: p.desc}
+	s.serveList(w, r, p, "errors", func(ctx context.Context, fn func([]byte) error) (string, error) {
+		return s.cfg.Index.Errors(ctx, q, fn)
+	})
+}
+
+// serveList answers a list route: a page as {"<field>": [...],
+// "next_cursor": ...}, or with Accept: application/x-ndjson every match
+// streamed one per line. Items arrive already rendered as JSON.
+func (s *Server) serveList(w http.ResponseWriter, r *http.Request, p queryParams, field string,
+	scan func(ctx context.Context, fn func([]byte) error) (string, error)) {
+	if err := s.waitIndexed(r.Context(), p); err != nil {
+		w.Header().Set("X-Eye-Indexed-Seq", strconv.FormatUint(s.cfg.Index.IndexedSeq(), 10))
+		s.writeError(w, r, err)
+		return
+	}
+	w.Header().Set("X-Eye-Indexed-Seq", strconv.FormatUint(s.cfg.Index.IndexedSeq(), 10))
+	if p.ndjson {
+		s.streamNDJSON(w, r, scan)
+		return
+	}
+	buf := make([]byte, 0, 4096)
+	buf = append(buf, `{"`...)
+	buf = append(buf, field...)
+	buf = append(buf, `":[`...)
+	n := 0
+	next, err := scan(r.Context(), func(item []byte) error {
+		if n > 0 {
+			buf = append(buf, ',')
+		}
+		buf = append(buf, item...)
+		n++
+		return nil
+	})
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	buf = append(buf, `],"next_cursor":`...)
+	if next == "" {
+		buf = append(buf, "null"...)
+	} else {
+		buf = strconv.AppendQuote(buf, next) // cursors are base64url: quoting is JSON-safe
+	}
+	buf = append(buf, "}\n"...)
+	w.Header().Set("Content-Type", "application/json")
+	w.Write(buf)
+}
+
+func (s *Server) streamNDJSON(w http.ResponseWriter, r *http.Request, scan func(ctx context.Context, fn func([]byte) error) (string, error)) {
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	flusher, _ := w.(http.Flusher)
+	buf := make([]byte, 0, 64<<10)
+	started := false
+	flush := func() error {
+		if len(buf) == 0 {
+			return nil
+		}
+		started = true
+		_, err := w.Write(buf)
+		buf = buf[:0]
+		if flusher != nil {
+			flusher.Flush()
+		}
+		return err
+	}
+	_, err := scan(r.Context(), func(item []byte) error {
+		buf = append(buf, item...)
+		buf = append(buf, '\n')
+		if len(buf) >= 60<<10 {
+			return flush()
+		}
+		return nil
+	})
+	if err == nil {
+		err = flush()
+	}
+	if err != nil {
+		if !started {
+			s.writeError(w, r, err)
+			return
+		}
+		// Headers are gone: end the stream with an error line the client can see.
+		e := toDomainError(err)
+		line, _ := json.Marshal(errorBody{Error: errorFields{Code: e.Code, Message: e.Message}})
+		w.Write(append(line, '\n'))
+	}
+}

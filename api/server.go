@@ -1,0 +1,260 @@
+package api
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/julienschmidt/httprouter"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/theeye/theeye"
+	"github.com/theeye/theeye/index"
+	"github.com/theeye/theeye/raftnode"
+)
+
+// Node is what the API needs of the Raft node (raftnode.Node).
+type Node interface {
+	ID() string
+	Append(ctx context.Context, envs []theeye.Envelope) (uint64, error)
+	LookupKey(hash string) (theeye.Key, bool)
+	Apps() []theeye.App
+	Keys() []theeye.Key
+	ApplyConfig(ctx context.Context, cmd *raftnode.Command) error
+	Leader() (id, httpAddr string)
+	IsLeader() bool
+	AppliedSeq() uint64
+	Stats() (raftnode.Stats, error)
+	AddVoter(ctx context.Context, info raftnode.NodeInfo) error
+	RemoveServer(ctx context.Context, id string) error
+}
+
+// Index is what the API needs of the local index (index.Index).
+type Index interface {
+	IndexedSeq() uint64
+	WaitIndexed(ctx context.Context, seq uint64) error
+	Events(ctx context.Context, q index.EventQuery, fn func(event []byte) error) (string, error)
+	Errors(ctx context.Context, q index.ErrorQuery, fn func(record []byte) error) (string, error)
+}
+
+// Config configures a Server.
+type Config struct {
+	Node  Node
+	Index Index
+
+	// AdminKeyHash is the SHA-256 (hex) of this node's --admin-key, accepted
+	// locally on top of the replicated keys.
+	AdminKeyHash string
+
+	MaxBody  int64  // bytes of one request body (after gzip); default 8 MiB
+	MaxEvent int    // bytes of one event; default 64 KiB
+	ReadyLag uint64 // /readyz fails while the indexer is this many events behind; default 100000
+
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer // where the API's metrics go
+	Gatherer   prometheus.Gatherer   // what /metrics serves
+	Now        func() time.Time
+}
+
+func (c *Config) setDefaults() {
+	if c.MaxBody <= 0 {
+		c.MaxBody = 8 << 20
+	}
+	if c.MaxEvent <= 0 {
+		c.MaxEvent = 64 << 10
+	}
+	if c.ReadyLag == 0 {
+		c.ReadyLag = 100000
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Gatherer == nil {
+		c.Gatherer = prometheus.NewRegistry()
+	}
+}
+
+// Server is The Eye's HTTP server.
+type Server struct {
+	cfg    Config
+	logger *slog.Logger
+	m      *metrics
+	router *httprouter.Router
+	http   *http.Server
+}
+
+// New builds a Server; Serve starts it.
+func New(cfg Config) *Server {
+	cfg.setDefaults()
+	s := &Server{cfg: cfg, logger: cfg.Logger.With("component", "api")}
+	s.m = newMetrics(cfg.Registerer)
+	s.router = s.routes()
+	s.http = &http.Server{
+		Handler:           s,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn),
+	}
+	return s
+}
+
+// routes registers every route of API.md in one place.
+func (s *Server) routes() *httprouter.Router {
+	r := httprouter.New()
+	r.HandleMethodNotAllowed = true
+	r.NotFound = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		s.writeError(w, req, theeye.Errorf(theeye.ENotFound, "no route %s %s", req.Method, req.URL.Path))
+	})
+	r.MethodNotAllowed = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		s.writeError(w, req, theeye.Errorf(theeye.EInvalidRequest, "method %s is not allowed on %s", req.Method, req.URL.Path))
+	})
+
+	r.POST("/v1/events", s.auth(theeye.ScopeIngest, s.handleIngest))
+	r.GET("/v1/events", s.auth(theeye.ScopeRead, s.handleEvents))
+	r.GET("/v1/sessions/:session_id/events", s.auth(theeye.ScopeRead, s.handleSessionEvents))
+	r.GET("/v1/errors", s.auth(theeye.ScopeRead, s.handleErrors))
+
+	r.POST("/v1/apps", s.auth(theeye.ScopeAdmin, s.handleCreateApp))
+	r.GET("/v1/apps", s.auth(theeye.ScopeAdmin, s.handleListApps))
+	r.POST("/v1/keys", s.auth(theeye.ScopeAdmin, s.handleCreateKey))
+	r.GET("/v1/keys", s.auth(theeye.ScopeAdmin, s.handleListKeys))
+	r.DELETE("/v1/keys/:key_id", s.auth(theeye.ScopeAdmin, s.handleRevokeKey))
+
+	r.GET("/v1/cluster", s.auth(theeye.ScopeRead, s.handleCluster))
+	r.POST("/v1/cluster/nodes", s.auth(theeye.ScopeAdmin, s.handleAddNode))
+	r.DELETE("/v1/cluster/nodes/:id", s.auth(theeye.ScopeAdmin, s.handleRemoveNode))
+
+	r.GET("/healthz", s.handleHealthz)
+	r.GET("/readyz", s.handleReadyz)
+	r.Handler(http.MethodGet, "/metrics", s.metricsHandler())
+	r.GET("/openapi.json", s.handleOpenAPI)
+	r.GET("/", s.handleIndexPage)
+	return r
+}
+
+// ServeHTTP implements http.Handler, counting every request.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+	s.router.ServeHTTP(sw, r)
+	route := "other"
+	if h, params, _ := s.router.Lookup(r.Method, r.URL.Path); h != nil {
+		route = routeName(r.URL.Path, params)
+	}
+	s.m.requests.WithLabelValues(route, r.Method, fmt.Sprint(sw.status)).Inc()
+	s.m.duration.WithLabelValues(route, r.Method).Observe(time.Since(start).Seconds())
+}
+
+// routeName turns a path back into its pattern, so metrics labels stay few.
+func routeName(path string, params httprouter.Params) string {
+	for _, p := range params {
+		path = replaceOnce(path, p.Value, ":"+p.Key)
+	}
+	return path
+}
+
+func replaceOnce(s, old, repl string) string {
+	for i := len(s) - len(old); i >= 0; i-- {
+		if s[i:i+len(old)] == old {
+			return s[:i] + repl + s[i+len(old):]
+		}
+	}
+	return s
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.status = code
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// Serve serves HTTP on ln until Shutdown.
+func (s *Server) Serve(ln net.Listener) error {
+	if err := s.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve http: %w", err)
+	}
+	return nil
+}
+
+// Shutdown stops accepting connections and waits for requests in flight.
+func (s *Server) Shutdown(ctx context.Context) error {
+	if err := s.http.Shutdown(ctx); err != nil {
+		return fmt.Errorf("shut down http: %w", err)
+	}
+	return nil
+}
+
+// Handler returns the server's http.Handler (tests).
+func (s *Server) Handler() http.Handler { return s }
+
+type keyCtx struct{}
+
+// auth wraps a handler with API.md's authentication: a Bearer key, known
+// (401 otherwise) and holding the scope (403 otherwise).
+func (s *Server) auth(scope theeye.Scope, h func(http.ResponseWriter, *http.Request, httprouter.Params, *theeye.Key)) httprouter.Handle {
+	return func(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
+		k, err := s.authenticate(r)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		if !k.Has(scope) {
+			s.writeError(w, r, theeye.Errorf(theeye.EForbidden, "key %q does not have the %q scope", k.ID, scope))
+			return
+		}
+		h(w, r, ps, k)
+	}
+}
+
+func (s *Server) authenticate(r *http.Request) (*theeye.Key, error) {
+	h := r.Header.Get("Authorization")
+	const prefix = "Bearer "
+	if h == "" {
+		return nil, theeye.Errorf(theeye.EUnauthorized, "missing Authorization header: send \"Authorization: Bearer <key>\"")
+	}
+	if len(h) <= len(prefix) || !equalFoldASCII(h[:len(prefix)], prefix) {
+		return nil, theeye.Errorf(theeye.EUnauthorized, "the Authorization header must be \"Bearer <key>\"")
+	}
+	hash := theeye.HashSecret(h[len(prefix):])
+	if s.cfg.AdminKeyHash != "" && subtle.ConstantTimeCompare([]byte(hash), []byte(s.cfg.AdminKeyHash)) == 1 {
+		return &theeye.Key{ID: "admin", Name: "admin", Scopes: []theeye.Scope{theeye.ScopeAdmin}}, nil
+	}
+	k, ok := s.cfg.Node.LookupKey(hash)
+	if !ok {
+		return nil, theeye.Errorf(theeye.EUnauthorized, "unknown or revoked key")
+	}
+	return &k, nil
+}
+
+func equalFoldASCII(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		ca, cb := a[i]|0x20, b[i]|0x20
+		if ca != cb {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,201 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+
+	"github.com/theeye/theeye"
+)
+
+// splitJSON splits a JSON body — one event object or an array of them —
+// into the raw bytes of each event, without copying or building maps: one
+// json.Valid pass, then a structural walk over the (now known valid) bytes.
+// Every element must be an object of at most maxEvent bytes. Errors say
+// which element and, for bad JSON, at which byte offset.
+func splitJSON(body []byte, maxEvent int) ([][]byte, error) {
+	start := skipSpace(body, 0)
+	if start == len(body) {
+		return nil, theeye.Errorf(theeye.EEmptyBatch, "the body is empty: send an event object, an array of events, or NDJSON")
+	}
+	if !json.Valid(body) {
+		off := syntaxOffset(body)
+		return nil, theeye.Errorf(theeye.EInvalidJSON, "the body is not valid JSON: %s (at byte offset %d)", syntaxMessage(body), off).
+			WithDetail("offset", off)
+	}
+	switch body[start] {
+	case '{':
+		if err := checkEventSize(body[start:], maxEvent, 0); err != nil {
+			return nil, err
+		}
+		end := skipValue(body, start)
+		return [][]byte{body[start:end]}, nil
+	case '[':
+	default:
+		return nil, theeye.Errorf(theeye.ENotAnObject, "the body is a JSON %s: send an event object, an array of events, or NDJSON", kindAt(body, start))
+	}
+	var events [][]byte
+	i := skipSpace(body, start+1)
+	if body[i] == ']' {
+		return nil, theeye.Errorf(theeye.EEmptyBatch, "the array holds no events")
+	}
+	for idx := 0; ; idx++ {
+		end := skipValue(body, i)
+		elem := body[i:end]
+		if elem[0] != '{' {
+			return nil, theeye.Errorf(theeye.ENotAnObject, "element %d is a JSON %s, not an event object", idx, kindAt(body, i)).
+				WithDetail("index", idx)
+		}
+		if err := checkEventSize(elem, maxEvent, idx); err != nil {
+			return nil, err
+		}
+		events = append(events, elem)
+		i = skipSpace(body, end)
+		if body[i] == ']' {
+			return events, nil
+		}
+		i = skipSpace(body, i+1) // past ','
+	}
+}
+
+// splitNDJSON splits an NDJSON body: one event object per line; blank
+// lines are skipped. Errors name the line (1-based).
+func splitNDJSON(body []byte, maxEvent int) ([][]byte, error) {
+	var events [][]byte
+	line := 0
+	for len(body) > 0 {
+		line++
+		var l []byte
+		if nl := bytes.IndexByte(body, '\n'); nl >= 0 {
+			l, body = body[:nl], body[nl+1:]
+		} else {
+			l, body = body, nil
+		}
+		l = bytes.TrimSpace(l)
+		if len(l) == 0 {
+			continue
+		}
+		if !json.Valid(l) {
+			off := syntaxOffset(l)
+			return nil, theeye.Errorf(theeye.EInvalidJSON, "line %d is not valid JSON: %s (at byte offset %d of the line)", line, syntaxMessage(l), off).
+				WithDetail("line", line).WithDetail("offset", off)
+		}
+		if l[0] != '{' {
+			return nil, theeye.Errorf(theeye.ENotAnObject, "line %d is a JSON %s, not an event object", line, kindAt(l, 0)).
+				WithDetail("line", line)
+		}
+		if len(l) > maxEvent {
+			return nil, theeye.Errorf(theeye.EEventTooLarge, "the event on line %d is %d bytes, over the %d-byte limit", line, len(l), maxEvent).
+				WithDetail("line", line).WithDetail("size", len(l)).WithDetail("limit", maxEvent)
+		}
+		events = append(events, l)
+	}
+	if len(events) == 0 {
+		return nil, theeye.Errorf(theeye.EEmptyBatch, "the body holds no events")
+	}
+	return events, nil
+}
+
+func checkEventSize(ev []byte, maxEvent, idx int) error {
+	end := skipValue(ev, 0)
+	if end > maxEvent {
+		return theeye.Errorf(theeye.EEventTooLarge, "event %d is %d bytes, over the %d-byte limit", idx, end, maxEvent).
+			WithDetail("index", idx).WithDetail("size", end).WithDetail("limit", maxEvent)
+	}
+	return nil
+}
+
+func syntaxOffset(b []byte) int64 {
+	var raw json.RawMessage
+	err := json.Unmarshal(b, &raw)
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		// encoding/json counts the bytes read, the bad one included;
+		// report the 0-based position of the bad byte.
+		return max(se.Offset-1, 0)
+	}
+	return int64(len(b))
+}
+
+func syntaxMessage(b []byte) string {
+	var raw json.RawMessage
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return err.Error()
+	}
+	return "invalid JSON"
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// skipValue returns the index just past the JSON value starting at b[i].
+// b must be valid JSON from i on (json.Valid held for the whole body).
+func skipValue(b []byte, i int) int {
+	switch b[i] {
+	case '"':
+		return skipString(b, i)
+	case '{', '[':
+		depth := 0
+		for i < len(b) {
+			switch b[i] {
+			case '"':
+				i = skipString(b, i)
+				continue
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					return i + 1
+				}
+			}
+			i++
+		}
+		return i
+	default:
+		for i < len(b) {
+			switch b[i] {
+			case ',', ']', '}', ' ', '\t', '\n', '\r':
+				return i
+			}
+			i++
+		}
+		return i
+	}
+}
+
+// skipString returns the index just past the string starting at b[i] == '"'.
+func skipString(b []byte, i int) int {
+	i++
+	for i < len(b) {
+		switch b[i] {
+		case '\\':
+			i += 2
+			continue
+		case '"':
+			return i + 1
+		}
+		i++
+	}
+	return i
+}
+
+func kindAt(b []byte, i int) string {
+	switch b[i] {
+	case '{':
+		return "object"
+	case '[':
+		return "array"
+	case '"':
+		return "string"
+	case 't', 'f':
+		return "boolean"
+	case 'n':
+		return "null"
+	}
+	return "number"
+}
