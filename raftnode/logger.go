@@ -2,6 +2,7 @@ package raftnode
 
 import (
 	"context"
+	"fmt"
 	"io"
 	stdlog "log"
 	"log/slog"
@@ -38,6 +39,13 @@ func (a *hclogAdapter) Log(level hclog.Level, msg string, args ...any) {
 	ctx := context.Background()
 	if !a.l.Enabled(ctx, lvl) {
 		return
+	}
+	for i, v := range args {
+		if f, ok := v.(hclog.Format); ok && len(f) > 0 {
+			if format, ok := f[0].(string); ok {
+				args[i] = fmt.Sprintf(format, f[1:]...)
+			}
+		}
 	}
 	a.l.Log(ctx, lvl, msg, append(a.args[:len(a.args):len(a.args)], args...)...)
 }

@@ -618,13 +618,13 @@ func TestLogStoreConcurrent(t *testing.T) {
 				// The newest entries are never truncated.
 				if last > 0 {
 					if err := s.GetLog(last, &l); err != nil || l.Index != last {
-						errc <- fmt.Errorf("GetLog(%d): %v", last, err)
+						errc <- fmt.Errorf("GetLog(%d): %w", last, err)
 						return
 					}
 				}
 				// The oldest may be truncated meanwhile: found or ErrLogNotFound.
 				if err := s.GetLog(first, &l); err != nil && err != raft.ErrLogNotFound {
-					errc <- fmt.Errorf("GetLog(%d): %v", first, err)
+					errc <- fmt.Errorf("GetLog(%d): %w", first, err)
 					return
 				}
 				runtime.Gosched()

@@ -1,0 +1,51 @@
+# The Eye. Every target installs what it needs beyond Go itself.
+GO        ?= go
+DATA_DIR  ?= ./theeye-data
+BIN       := bin
+VERSION   := $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS   := -s -w -X main.version=$(VERSION)
+FUZZTIME  ?= 30s
+
+.PHONY: run build test test-short lint fuzz bench check clean
+
+## run: a single node with data in ./theeye-data on 127.0.0.1:8080; prints where it listens and the admin key
+run: build
+	$(BIN)/theeye serve --data-dir $(DATA_DIR) --print-admin-key
+
+## build: the static server binary in bin/
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/theeye ./cmd/theeye
+
+## test: lint, then every test with the race detector (what .ci/run runs)
+test: lint
+	$(GO) test -race -count=1 -timeout 25m ./...
+
+## test-short: the fast unit tests only
+test-short:
+	$(GO) test -short -count=1 ./...
+
+## lint: gofmt and go vet
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+## fuzz: each fuzz target for FUZZTIME
+fuzz:
+	$(GO) test -run=NONE -fuzz=FuzzSplitJSON -fuzztime=$(FUZZTIME) ./api
+	$(GO) test -run=NONE -fuzz=FuzzSplitNDJSON -fuzztime=$(FUZZTIME) ./api
+	$(GO) test -run=NONE -fuzz=FuzzParseTimestamp -fuzztime=$(FUZZTIME) .
+	$(GO) test -run=NONE -fuzz=FuzzParseEvent -fuzztime=$(FUZZTIME) .
+	$(GO) test -run=NONE -fuzz=FuzzDecodeFrame -fuzztime=$(FUZZTIME) ./log
+	$(GO) test -run=NONE -fuzz=FuzzDecodeEnvelope -fuzztime=$(FUZZTIME) ./log
+	$(GO) test -run=NONE -fuzz=FuzzDecodeCursor -fuzztime=$(FUZZTIME) ./index
+
+## bench: the Go micro-benchmarks of the hot pieces
+bench:
+	$(GO) test -run=NONE -bench=. -benchmem -count=1 ./...
+
+## check: lint and test
+check: test
+
+clean:
+	rm -rf $(BIN)

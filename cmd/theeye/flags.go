@@ -1,0 +1,139 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+)
+
+// Config is everything `theeye serve` is configured by.
+type Config struct {
+	NodeID        string
+	DataDir       string
+	HTTP          string
+	Raft          string
+	AdvertiseHTTP string
+	AdvertiseRaft string
+	Bootstrap     bool
+	Join          string
+	AdminKey      string
+	ClusterKey    string
+	UnknownTypes  string
+	MaxBody       int64
+	MaxEvent      int
+	MaxClockSkew  time.Duration
+	MaxEventAge   time.Duration
+	ReadyLag      uint64
+	Codec         string
+	CacheSize     int64
+	LogLevel      string
+	LogFormat     string
+	PrintAdminKey bool
+}
+
+// DefaultConfig is the embedded default: a single node on loopback.
+func DefaultConfig() Config {
+	return Config{
+		NodeID:       "n1",
+		DataDir:      "./theeye-data",
+		HTTP:         "127.0.0.1:8080",
+		Raft:         "127.0.0.1:8081",
+		UnknownTypes: "accept",
+		MaxBody:      8 << 20,
+		MaxEvent:     64 << 10,
+		MaxClockSkew: 5 * time.Minute,
+		ReadyLag:     100000,
+		Codec:        "zstd",
+		CacheSize:    64 << 20,
+		LogLevel:     "info",
+		LogFormat:    "text",
+	}
+}
+
+func newRootCommand() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "theeye",
+		Short:         "The Eye: an event store for user-behaviour events",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.AddCommand(newServeCommand(), newVersionCommand())
+	return root
+}
+
+func newVersionCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the version",
+		Run: func(cmd *cobra.Command, _ []string) {
+			fmt.Fprintln(cmd.OutOrStdout(), "theeye", version)
+		},
+	}
+}
+
+// version is set by the linker (-X main.version=...); never changed at run time.
+var version = "dev"
+
+func newServeCommand() *cobra.Command {
+	cfg := DefaultConfig()
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run a node",
+		Long: `Run a node of The Eye. With no flags: a single-node cluster on 127.0.0.1:8080,
+data in ./theeye-data. Every flag can also be set as THEEYE_<FLAG> (upper snake
+case), e.g. THEEYE_DATA_DIR=/var/lib/theeye.`,
+		Args: cobra.NoArgs,
+		PreRunE: func(cmd *cobra.Command, _ []string) error {
+			return applyEnv(cmd.Flags())
+		},
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			m := NewMain(cfg)
+			return m.RunUntilDone(cmd.Context())
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.NodeID, "node-id", cfg.NodeID, "unique, stable id of this node")
+	f.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "where this node keeps its data")
+	f.StringVar(&cfg.HTTP, "http", cfg.HTTP, "HTTP listen address (port 0 picks a free one)")
+	f.StringVar(&cfg.Raft, "raft", cfg.Raft, "Raft listen address (port 0 picks a free one)")
+	f.StringVar(&cfg.AdvertiseHTTP, "advertise-http", "", "HTTP address other nodes and clients reach this node at, when it differs from --http")
+	f.StringVar(&cfg.AdvertiseRaft, "advertise-raft", "", "Raft address other nodes dial, when it differs from --raft")
+	f.BoolVar(&cfg.Bootstrap, "bootstrap", false, "start a new cluster with this node as its only voter (implied without --join on a new data dir)")
+	f.StringVar(&cfg.Join, "join", "", "HTTP address of any member of the cluster to join")
+	f.StringVar(&cfg.AdminKey, "admin-key", "", "admin key (generated on the first start when not given, and written to <data-dir>/admin.key)")
+	f.StringVar(&cfg.ClusterKey, "cluster-key", "", "shared secret nodes present to join and to forward")
+	f.StringVar(&cfg.UnknownTypes, "unknown-types", cfg.UnknownTypes, "events of a type with no schema: accept or reject")
+	f.Int64Var(&cfg.MaxBody, "max-body", cfg.MaxBody, "largest request body in bytes (after gzip)")
+	f.IntVar(&cfg.MaxEvent, "max-event", cfg.MaxEvent, "largest event in bytes")
+	f.DurationVar(&cfg.MaxClockSkew, "max-clock-skew", cfg.MaxClockSkew, "how far past received_at an event timestamp may be")
+	f.DurationVar(&cfg.MaxEventAge, "max-event-age", 0, "how far before received_at an event timestamp may be (0: no limit)")
+	f.Uint64Var(&cfg.ReadyLag, "ready-lag", cfg.ReadyLag, "/readyz fails while the indexer is more than this many events behind")
+	f.StringVar(&cfg.Codec, "codec", cfg.Codec, "compression of Raft entries and log frames: none, s2 or zstd")
+	f.Int64Var(&cfg.CacheSize, "cache-size", cfg.CacheSize, "index block cache in bytes")
+	f.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error")
+	f.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "text or json")
+	f.BoolVar(&cfg.PrintAdminKey, "print-admin-key", false, "print the admin key from <data-dir>/admin.key at start (development)")
+	return cmd
+}
+
+// applyEnv sets every flag not given on the command line from
+// THEEYE_<FLAG>, so flags win over the environment.
+func applyEnv(fs *pflag.FlagSet) error {
+	var err error
+	fs.VisitAll(func(f *pflag.Flag) {
+		if err != nil || f.Changed {
+			return
+		}
+		name := "THEEYE_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v, ok := os.LookupEnv(name); ok {
+			if e := fs.Set(f.Name, v); e != nil {
+				err = fmt.Errorf("%s=%q: %w", name, v, e)
+			}
+		}
+	})
+	return err
+}

@@ -1,0 +1,262 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/theeye/theeye"
+	"github.com/theeye/theeye/api"
+	"github.com/theeye/theeye/index"
+	eyelog "github.com/theeye/theeye/log"
+	"github.com/theeye/theeye/raftnode"
+)
+
+// Main is the program: the config and the components it wires. Tests can
+// run it in-process; main() runs it until a signal.
+type Main struct {
+	Config Config
+	Logger *slog.Logger
+
+	log   *eyelog.Log
+	node  *raftnode.Node
+	index *index.Index
+	api   *api.Server
+	ln    net.Listener
+
+	cancelIndex context.CancelFunc
+	wg          sync.WaitGroup
+	serveErr    chan error
+}
+
+// NewMain returns a Main with the given config.
+func NewMain(cfg Config) *Main {
+	return &Main{Config: cfg, serveErr: make(chan error, 2)}
+}
+
+func newLogger(cfg Config) (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", cfg.LogLevel)
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	switch cfg.LogFormat {
+	case "text":
+		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: want text or json", cfg.LogFormat)
+}
+
+// RunUntilDone runs the node until ctx is cancelled (a signal), then shuts
+// down cleanly.
+func (m *Main) RunUntilDone(ctx context.Context) error {
+	if err := m.Run(ctx); err != nil {
+		m.Close()
+		return err
+	}
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-m.serveErr:
+	}
+	m.Logger.Info("shutting down")
+	if cerr := m.Close(); cerr != nil && err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// Run opens the log, Raft, the index and the HTTP server, and returns once
+// the node serves.
+func (m *Main) Run(ctx context.Context) error {
+	cfg := m.Config
+	if m.Logger == nil {
+		l, err := newLogger(cfg)
+		if err != nil {
+			return err
+		}
+		m.Logger = l
+	}
+	if cfg.Join != "" {
+		return errors.New("--join: joining a cluster is not supported by this version yet (single-node clusters only)")
+	}
+	switch cfg.UnknownTypes {
+	case "accept":
+	case "reject":
+		return errors.New("--unknown-types=reject needs the schema registry, which this version does not have yet")
+	default:
+		return fmt.Errorf("--unknown-types %q: want accept or reject", cfg.UnknownTypes)
+	}
+	codec, err := eyelog.ParseCodec(cfg.Codec)
+	if err != nil {
+		return fmt.Errorf("--codec: %w", err)
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+		return fmt.Errorf("create data dir: %w", err)
+	}
+	adminKey, generated, err := m.adminKey()
+	if err != nil {
+		return err
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	lc := eyelog.DefaultConfig()
+	lc.Logger = m.Logger
+	if m.log, err = eyelog.Open(filepath.Join(cfg.DataDir, "log"), lc); err != nil {
+		return fmt.Errorf("open log: %w", err)
+	}
+
+	// Listen first, so the advertised HTTP address is known (port 0).
+	if m.ln, err = net.Listen("tcp", cfg.HTTP); err != nil {
+		return fmt.Errorf("listen http on %s: %w", cfg.HTTP, err)
+	}
+	httpAddr := cfg.AdvertiseHTTP
+	if httpAddr == "" {
+		httpAddr = m.ln.Addr().String()
+	}
+	if !strings.Contains(httpAddr, "://") {
+		httpAddr = "http://" + httpAddr
+	}
+
+	adminHash := theeye.HashSecret(adminKey)
+	m.node, err = raftnode.Open(raftnode.Config{
+		NodeID:        cfg.NodeID,
+		Dir:           filepath.Join(cfg.DataDir, "raft"),
+		RaftAddr:      cfg.Raft,
+		AdvertiseRaft: cfg.AdvertiseRaft,
+		HTTPAddr:      httpAddr,
+		Bootstrap:     cfg.Bootstrap || cfg.Join == "",
+		AdminKeyHash:  adminHash,
+		Log:           m.log,
+		Codec:         codec,
+		Logger:        m.Logger,
+		Registerer:    reg,
+		Fatal: func(err error) {
+			m.Logger.Error("fatal error applying a committed entry; exiting so Raft replays it on restart", "err", err)
+			os.Exit(2)
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("open raft node: %w", err)
+	}
+
+	policy := theeye.Policy{MaxClockSkew: cfg.MaxClockSkew, MaxEventAge: cfg.MaxEventAge}
+	m.index, err = index.Open(index.Config{
+		Dir:        filepath.Join(cfg.DataDir, "index"),
+		Source:     m.log,
+		Policy:     policy,
+		CacheSize:  cfg.CacheSize,
+		Logger:     m.Logger,
+		Registerer: reg,
+	})
+	if err != nil {
+		return fmt.Errorf("open index: %w", err)
+	}
+	ictx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	m.cancelIndex = cancel
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		if err := m.index.Run(ictx); err != nil {
+			m.serveErr <- fmt.Errorf("indexer: %w", err)
+		}
+	}()
+
+	m.api = api.New(api.Config{
+		Node:         m.node,
+		Index:        m.index,
+		AdminKeyHash: adminHash,
+		MaxBody:      cfg.MaxBody,
+		MaxEvent:     cfg.MaxEvent,
+		ReadyLag:     cfg.ReadyLag,
+		Logger:       m.Logger,
+		Registerer:   reg,
+		Gatherer:     reg,
+	})
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		if err := m.api.Serve(m.ln); err != nil {
+			m.serveErr <- err
+		}
+	}()
+
+	m.Logger.Info("theeye listening", "http", m.ln.Addr().String(), "raft", m.node.RaftAddr(),
+		"node", cfg.NodeID, "data_dir", cfg.DataDir, "version", version)
+	keyFile := filepath.Join(cfg.DataDir, "admin.key")
+	switch {
+	case generated:
+		fmt.Fprintf(os.Stderr, "\nGenerated admin key (shown once; also saved in %s):\n\n    %s\n\n", keyFile, adminKey)
+	case cfg.PrintAdminKey:
+		fmt.Fprintf(os.Stderr, "\nAdmin key (from %s):\n\n    %s\n\n", keyFile, adminKey)
+	}
+	return nil
+}
+
+// adminKey returns the admin key: --admin-key, else the one saved in
+// <data-dir>/admin.key, else a new one (saved there, mode 0600).
+func (m *Main) adminKey() (key string, generated bool, err error) {
+	if m.Config.AdminKey != "" {
+		return m.Config.AdminKey, false, nil
+	}
+	path := filepath.Join(m.Config.DataDir, "admin.key")
+	b, err := os.ReadFile(path)
+	if err == nil {
+		return strings.TrimSpace(string(b)), false, nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return "", false, fmt.Errorf("read %s: %w", path, err)
+	}
+	var raw [32]byte
+	if _, err := rand.Read(raw[:]); err != nil {
+		return "", false, fmt.Errorf("generate admin key: %w", err)
+	}
+	key = "eye_admin_" + base64.RawURLEncoding.EncodeToString(raw[:])
+	if err := os.WriteFile(path, []byte(key+"\n"), 0o600); err != nil {
+		return "", false, fmt.Errorf("write %s: %w", path, err)
+	}
+	return key, true, nil
+}
+
+// Close shuts down in order: stop taking requests and finish those in
+// flight, close Raft, let the indexer commit what it has, close the index
+// and the log.
+func (m *Main) Close() error {
+	var errs []error
+	if m.api != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		errs = append(errs, m.api.Shutdown(ctx))
+		cancel()
+	}
+	if m.node != nil {
+		errs = append(errs, m.node.Close())
+	}
+	if m.cancelIndex != nil {
+		m.cancelIndex()
+	}
+	m.wg.Wait()
+	if m.index != nil {
+		errs = append(errs, m.index.Close())
+	}
+	if m.log != nil {
+		errs = append(errs, m.log.Close())
+	}
+	return errors.Join(errs...)
+}
