@@ -1,6 +1,8 @@
 package theeye_test
 
 import (
+	"bytes"
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -136,6 +138,21 @@ func FuzzParseEvent(f *testing.F) {
 			if reason.Code == "" || reason.Message == "" {
 				t.Fatalf("reason without code or message: %+v", reason)
 			}
+		}
+		// The member walk agrees with encoding/json on what the object holds.
+		var m map[string]json.RawMessage
+		if json.Unmarshal(raw, &m) != nil || m == nil {
+			return
+		}
+		ev, _ := theeye.ParseEvent(raw, r, theeye.DefaultPolicy())
+		for _, f := range ev.Extra {
+			if !bytes.Equal(bytes.TrimSpace(m[f.Key]), f.Value) {
+				t.Fatalf("extra %q = %s, encoding/json %s", f.Key, f.Value, m[f.Key])
+			}
+		}
+		var sid string
+		if json.Unmarshal(m["session_id"], &sid) == nil && sid != ev.SessionID {
+			t.Fatalf("session_id %q, encoding/json %q", ev.SessionID, sid)
 		}
 	})
 }

@@ -3,9 +3,7 @@ package theeye
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"time"
 )
 
@@ -53,12 +51,23 @@ func DefaultPolicy() Policy { return Policy{MaxClockSkew: 5 * time.Minute} }
 func ParseEvent(raw []byte, receivedAt time.Time, p Policy) (Event, []Reason) {
 	var ev Event
 	var reasons []Reason
-	fields, err := splitObject(raw)
-	if err != nil {
-		return ev, []Reason{{Code: ReasonInvalidJSON, Field: "", Message: err.Error()}}
+	if !json.Valid(raw) {
+		return ev, []Reason{{Code: ReasonInvalidJSON, Field: "", Message: "event is not JSON: " + invalidJSONMessage(raw)}}
+	}
+	it, ok := newObjectIter(raw)
+	if !ok {
+		return ev, []Reason{{Code: ReasonInvalidJSON, Field: "", Message: "event is not a JSON object"}}
 	}
 	var seen [5]bool // session_id, category, name, data, timestamp
-	for _, f := range fields {
+	for {
+		rawKey, value, more := it.next()
+		if !more {
+			break
+		}
+		f := Field{Value: value}
+		if k, ok := jsonString(rawKey); ok {
+			f.Key = k
+		}
 		switch f.Key {
 		case "session_id", "category", "name":
 			s, ok := jsonString(f.Value)
@@ -137,7 +146,7 @@ func ParseEvent(raw []byte, receivedAt time.Time, p Policy) (Event, []Reason) {
 				reasons = append(reasons, Reason{ReasonReservedField, "/" + escapePointer(f.Key), f.Key + " is set by the server and must not be sent"})
 				continue
 			}
-			ev.Extra = append(ev.Extra, f)
+			ev.Extra = setField(ev.Extra, f)
 		}
 	}
 	names := [...]string{"session_id", "category", "name", "data", "timestamp"}
@@ -149,54 +158,40 @@ func ParseEvent(raw []byte, receivedAt time.Time, p Policy) (Event, []Reason) {
 	return ev, reasons
 }
 
-// splitObject returns the members of a JSON object in order; a key repeated
-// keeps its last value, at its first position.
-func splitObject(raw []byte) ([]Field, error) {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	tok, err := dec.Token()
-	if err != nil {
-		return nil, fmt.Errorf("event is not JSON: %w", err)
-	}
-	if d, ok := tok.(json.Delim); !ok || d != '{' {
-		return nil, errors.New("event is not a JSON object")
-	}
-	var fields []Field
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return nil, fmt.Errorf("event is not JSON: %w", err)
-		}
-		key, _ := tok.(string)
-		var v json.RawMessage
-		if err := dec.Decode(&v); err != nil {
-			return nil, fmt.Errorf("event is not JSON: field %q: %w", key, err)
-		}
-		dup := false
-		for i := range fields {
-			if fields[i].Key == key {
-				fields[i].Value = v
-				dup = true
-				break
-			}
-		}
-		if !dup {
-			fields = append(fields, Field{Key: key, Value: v})
+// setField appends f, or replaces the value of a member with the same key
+// (a repeated key keeps its last value, at its first position).
+func setField(fields []Field, f Field) []Field {
+	for i := range fields {
+		if fields[i].Key == f.Key {
+			fields[i].Value = f.Value
+			return fields
 		}
 	}
-	if _, err := dec.Token(); err != nil {
-		return nil, fmt.Errorf("event is not JSON: %w", err)
+	return append(fields, f)
+}
+
+func invalidJSONMessage(raw []byte) string {
+	var v json.RawMessage
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return err.Error()
 	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, errors.New("event has trailing data after the object")
-	}
-	return fields, nil
+	return "invalid JSON"
 }
 
 func jsonString(v []byte) (string, bool) {
 	v = bytes.TrimSpace(v)
-	if len(v) == 0 || v[0] != '"' {
+	if len(v) < 2 || v[0] != '"' {
 		return "", false
+	}
+	plain := true
+	for _, c := range v[1 : len(v)-1] {
+		if c == '\\' || c < 0x20 || c == '"' || c >= 0x80 {
+			plain = false
+			break
+		}
+	}
+	if plain {
+		return string(v[1 : len(v)-1]), true
 	}
 	var s string
 	if err := json.Unmarshal(v, &s); err != nil {

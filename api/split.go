@@ -14,7 +14,7 @@ import (
 // Every element must be an object of at most maxEvent bytes. Errors say
 // which element and, for bad JSON, at which byte offset.
 func splitJSON(body []byte, maxEvent int) ([][]byte, error) {
-	start := skipSpace(body, 0)
+	start := theeye.SkipJSONSpace(body, 0)
 	if start == len(body) {
 		return nil, theeye.Errorf(theeye.EEmptyBatch, "the body is empty: send an event object, an array of events, or NDJSON")
 	}
@@ -28,19 +28,19 @@ func splitJSON(body []byte, maxEvent int) ([][]byte, error) {
 		if err := checkEventSize(body[start:], maxEvent, 0); err != nil {
 			return nil, err
 		}
-		end := skipValue(body, start)
+		end := theeye.JSONValueEnd(body, start)
 		return [][]byte{body[start:end]}, nil
 	case '[':
 	default:
 		return nil, theeye.Errorf(theeye.ENotAnObject, "the body is a JSON %s: send an event object, an array of events, or NDJSON", kindAt(body, start))
 	}
 	var events [][]byte
-	i := skipSpace(body, start+1)
+	i := theeye.SkipJSONSpace(body, start+1)
 	if body[i] == ']' {
 		return nil, theeye.Errorf(theeye.EEmptyBatch, "the array holds no events")
 	}
 	for idx := 0; ; idx++ {
-		end := skipValue(body, i)
+		end := theeye.JSONValueEnd(body, i)
 		elem := body[i:end]
 		if elem[0] != '{' {
 			return nil, theeye.Errorf(theeye.ENotAnObject, "element %d is a JSON %s, not an event object", idx, kindAt(body, i)).
@@ -50,11 +50,11 @@ func splitJSON(body []byte, maxEvent int) ([][]byte, error) {
 			return nil, err
 		}
 		events = append(events, elem)
-		i = skipSpace(body, end)
+		i = theeye.SkipJSONSpace(body, end)
 		if body[i] == ']' {
 			return events, nil
 		}
-		i = skipSpace(body, i+1) // past ','
+		i = theeye.SkipJSONSpace(body, i+1) // past ','
 	}
 }
 
@@ -97,7 +97,7 @@ func splitNDJSON(body []byte, maxEvent int) ([][]byte, error) {
 }
 
 func checkEventSize(ev []byte, maxEvent, idx int) error {
-	end := skipValue(ev, 0)
+	end := theeye.JSONValueEnd(ev, 0)
 	if end > maxEvent {
 		return theeye.Errorf(theeye.EEventTooLarge, "event %d is %d bytes, over the %d-byte limit", idx, end, maxEvent).
 			WithDetail("index", idx).WithDetail("size", end).WithDetail("limit", maxEvent)
@@ -123,65 +123,6 @@ func syntaxMessage(b []byte) string {
 		return err.Error()
 	}
 	return "invalid JSON"
-}
-
-func skipSpace(b []byte, i int) int {
-	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
-		i++
-	}
-	return i
-}
-
-// skipValue returns the index just past the JSON value starting at b[i].
-// b must be valid JSON from i on (json.Valid held for the whole body).
-func skipValue(b []byte, i int) int {
-	switch b[i] {
-	case '"':
-		return skipString(b, i)
-	case '{', '[':
-		depth := 0
-		for i < len(b) {
-			switch b[i] {
-			case '"':
-				i = skipString(b, i)
-				continue
-			case '{', '[':
-				depth++
-			case '}', ']':
-				depth--
-				if depth == 0 {
-					return i + 1
-				}
-			}
-			i++
-		}
-		return i
-	default:
-		for i < len(b) {
-			switch b[i] {
-			case ',', ']', '}', ' ', '\t', '\n', '\r':
-				return i
-			}
-			i++
-		}
-		return i
-	}
-}
-
-// skipString returns the index just past the string starting at b[i] == '"'.
-func skipString(b []byte, i int) int {
-	i++
-	for i < len(b) {
-		switch b[i] {
-		case '\\':
-			i += 2
-			continue
-		case '"':
-			return i + 1
-		}
-		i++
-	}
-	return i
 }
 
 func kindAt(b []byte, i int) string {
