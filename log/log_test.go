@@ -404,3 +404,39 @@ func TestReadFromAllocs(t *testing.T) {
 		}
 	})
 }
+
+func TestReadFramesCopiesALog(t *testing.T) {
+	forEachCodec(t, func(t *testing.T, codec Codec) {
+		cfg := Config{SegmentSize: 4 << 10}
+		src := mustOpen(t, t.TempDir(), cfg)
+		newTestWriter(t, src, codec).appendFrames(40, 5)
+		// A second log fed only with ReadFrames holds the same events
+		// under the same seqs and Raft indexes; a partial copy can be
+		// completed from where it stopped.
+		dst := mustOpen(t, t.TempDir(), cfg)
+		copyFrames := func(from, to uint64) {
+			err := src.ReadFrames(from, to, func(first uint64, f Frame) error {
+				if first <= dst.LastSeq() {
+					return nil
+				}
+				got, err := dst.Append(f)
+				if err == nil && got != first {
+					err = fmt.Errorf("appended at %d, source frame at %d", got, first)
+				}
+				return err
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		copyFrames(1, src.LastSeq()/2)
+		if dst.LastSeq() == 0 || dst.LastSeq() >= src.LastSeq() {
+			t.Fatalf("partial copy reached %d of %d", dst.LastSeq(), src.LastSeq())
+		}
+		copyFrames(dst.LastSeq()+1, 0)
+		if dst.LastSeq() != src.LastSeq() || dst.LastRaftIndex() != src.LastRaftIndex() {
+			t.Fatalf("copy ends at seq %d index %d, source %d %d", dst.LastSeq(), dst.LastRaftIndex(), src.LastSeq(), src.LastRaftIndex())
+		}
+		checkRead(t, dst, 1, 1<<20, src.LastSeq())
+	})
+}
