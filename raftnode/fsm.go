@@ -1,6 +1,7 @@
 package raftnode
 
 import (
+	"bufio"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -94,6 +95,9 @@ func (n *Node) fsmApply(l *raft.Log) any {
 // log/ reached. The events themselves stay in log/, which Persist makes
 // durable before Raft may drop its own copy of them.
 type snapshotMeta struct {
+	// Frames is true in a stream that carries log/ frames after the meta
+	// line (snapshot.go).
+	Frames        bool   `json:"frames"`
 	LastSeq       uint64 `json:"last_seq"`
 	LastRaftIndex uint64 `json:"last_raft_index"`
 	State         *State `json:"state"`
@@ -131,16 +135,27 @@ func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
 
 func (s *fsmSnapshot) Release() {}
 
-// fsmRestore is a no-op for events when the local log already covers the
-// snapshot; the state is taken from the snapshot when it is newer.
+// fsmRestore brings log/ up to the snapshot: frames it already holds are
+// skipped (a no-op when the local log covers the snapshot), the rest are
+// appended as they come; then the snapshot's state is adopted when newer.
 func (n *Node) fsmRestore(rc io.ReadCloser) error {
 	defer rc.Close()
+	br := bufio.NewReaderSize(rc, 256<<10)
+	line, err := br.ReadBytes('\n')
+	if err != nil {
+		return fmt.Errorf("read snapshot: %w", err)
+	}
 	var meta snapshotMeta
-	if err := json.NewDecoder(rc).Decode(&meta); err != nil {
+	if err := json.Unmarshal(line, &meta); err != nil {
 		return fmt.Errorf("decode snapshot: %w", err)
 	}
+	if meta.Frames {
+		if err := n.restoreFrames(br); err != nil {
+			return err
+		}
+	}
 	if n.log.LastSeq() < meta.LastSeq {
-		return fmt.Errorf("restore snapshot: local log ends at seq %d, snapshot at %d: catching up a node from a snapshot is not supported yet", n.log.LastSeq(), meta.LastSeq)
+		return fmt.Errorf("restore snapshot: local log ends at seq %d, snapshot at %d, and the snapshot carries no frames", n.log.LastSeq(), meta.LastSeq)
 	}
 	if meta.State != nil && meta.State.Index > n.state.get().Index {
 		if err := n.state.save(meta.State); err != nil {

@@ -2,10 +2,10 @@ package raftnode
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"sync"
@@ -37,7 +37,13 @@ type Config struct {
 	RaftAddr      string // Raft listen address (host:port; port 0 picks one)
 	AdvertiseRaft string // Raft address others dial, when it differs from RaftAddr
 	HTTPAddr      string // HTTP address others use to reach this node (replicated)
-	Bootstrap     bool   // start a new cluster with this node as its only voter, if Dir holds none
+	// ClusterKey, when set, is the secret every Raft connection proves it
+	// knows (an HMAC challenge) before Raft sees a byte of it.
+	ClusterKey string
+	// TLS, when set, wraps Raft connections in mutual TLS (it must hold a
+	// certificate, and RootCAs/ClientCAs for the peers).
+	TLS       *tls.Config
+	Bootstrap bool // start a new cluster with this node as its only voter, if Dir holds none
 
 	// AdminKeyHash, when set on the node that bootstraps, is registered as
 	// the replicated key "admin" once this node leads a cluster without one.
@@ -182,23 +188,20 @@ func (n *Node) openRaft() error {
 	if err != nil {
 		return fmt.Errorf("open raft log store: %w", err)
 	}
-	snaps, err := raft.NewFileSnapshotStoreWithLogger(filepath.Join(cfg.Dir, "snapshots"), 2, newHCLog(n.logger))
+	fss, err := raft.NewFileSnapshotStoreWithLogger(filepath.Join(cfg.Dir, "snapshots"), 2, newHCLog(n.logger))
 	if err != nil {
 		n.logStore.Close()
 		return fmt.Errorf("open snapshot store: %w", err)
 	}
-	var advertise net.Addr
-	if cfg.AdvertiseRaft != "" {
-		if advertise, err = net.ResolveTCPAddr("tcp", cfg.AdvertiseRaft); err != nil {
-			n.logStore.Close()
-			return fmt.Errorf("advertise raft address %q: %w", cfg.AdvertiseRaft, err)
-		}
-	}
-	n.trans, err = raft.NewTCPTransportWithLogger(cfg.RaftAddr, advertise, 3, 10*time.Second, newHCLog(n.logger))
+	snaps := &snapshotStore{FileSnapshotStore: fss, log: cfg.Log}
+	stream, err := newStreamLayer(cfg.RaftAddr, cfg.AdvertiseRaft, []byte(cfg.ClusterKey), cfg.TLS, n.logger)
 	if err != nil {
 		n.logStore.Close()
-		return fmt.Errorf("listen raft on %s: %w", cfg.RaftAddr, err)
+		return err
 	}
+	n.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+		Stream: stream, MaxPool: 3, Timeout: 10 * time.Second, Logger: newHCLog(n.logger),
+	})
 	n.raftAddr = string(n.trans.LocalAddr())
 
 	existing, err := raft.HasExistingState(n.logStore, n.logStore, snaps)

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"net"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -53,6 +55,14 @@ func fastRaft() *raft.Config {
 // openTestNode opens (or reopens) a node in dir; bootstrap applies to a new dir.
 func openTestNode(t *testing.T, id, dir, raftAddr string, bootstrap bool) *testNode {
 	t.Helper()
+	return openTestNodeWith(t, id, dir, raftAddr, bootstrap, nil)
+}
+
+func openTestNodeWith(t *testing.T, id, dir, raftAddr string, bootstrap bool, rc *raft.Config) *testNode {
+	t.Helper()
+	if rc == nil {
+		rc = fastRaft()
+	}
 	l, err := log.Open(filepath.Join(dir, "log"), log.DefaultConfig())
 	if err != nil {
 		t.Fatal(err)
@@ -62,7 +72,7 @@ func openTestNode(t *testing.T, id, dir, raftAddr string, bootstrap bool) *testN
 	}
 	n, err := Open(Config{
 		NodeID: id, Dir: filepath.Join(dir, "raft"), RaftAddr: raftAddr, HTTPAddr: "http://" + id,
-		Bootstrap: bootstrap, Log: l, Codec: log.CodecZstd, Raft: fastRaft(),
+		Bootstrap: bootstrap, Log: l, Codec: log.CodecZstd, Raft: rc, ClusterKey: "test-cluster-key",
 		Fatal: func(err error) { t.Errorf("fatal: %v", err) },
 	})
 	if err != nil {
@@ -337,5 +347,127 @@ func TestConfigReplicates(t *testing.T) {
 				t.Fatalf("config on a follower: %v, want ErrNotLeader", err)
 			}
 		}
+	}
+}
+
+// TestFollowerCatchesUpFromSnapshot: a follower that was down while the
+// leader snapshotted and truncated its Raft log past the follower's
+// position catches up through a snapshot that streams log/ frames, then
+// from the log, and ends with the same seq -> event mapping.
+func TestFollowerCatchesUpFromSnapshot(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow")
+	}
+	rc := fastRaft()
+	rc.TrailingLogs = 5
+	var nodes []*testNode
+	for i := 1; i <= 3; i++ {
+		nodes = append(nodes, openTestNodeWith(t, fmt.Sprintf("n%d", i), t.TempDir(), "", false, rc))
+	}
+	var servers []raft.Server
+	for _, n := range nodes {
+		servers = append(servers, raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(n.ID()), Address: raft.ServerAddress(n.addr)})
+	}
+	if err := nodes[0].raft.BootstrapCluster(raft.Configuration{Servers: servers}).Error(); err != nil {
+		t.Fatal(err)
+	}
+	l := leaderOf(t, nodes)
+	ctx := context.Background()
+	if _, err := l.Append(ctx, envs("before", 10)); err != nil {
+		t.Fatal(err)
+	}
+	var lagger *testNode
+	for _, n := range nodes {
+		if n != l {
+			lagger = n
+			break
+		}
+	}
+	poll(t, 10*time.Second, "the follower to have the first entry", func() error {
+		if lagger.log.LastSeq() < 10 {
+			return fmt.Errorf("at %d", lagger.log.LastSeq())
+		}
+		return nil
+	})
+	id, dir, addr := lagger.ID(), lagger.dir, lagger.addr
+	lagger.close(t)
+	for i := 0; i < 50; i++ {
+		if _, err := l.Append(ctx, envs(fmt.Sprintf("during%d", i), 7)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.Snapshot(); err != nil {
+		t.Fatal(err)
+	}
+	first, _ := l.logStore.FirstIndex()
+	if first <= 3 {
+		t.Fatalf("the leader kept its raft log from index %d: nothing forces a snapshot", first)
+	}
+	back := openTestNodeWith(t, id, dir, addr, false, rc)
+	want := readAll(t, l.log)
+	poll(t, 20*time.Second, "catch-up", func() error {
+		if back.log.LastSeq() < uint64(len(want)) {
+			return fmt.Errorf("at %d of %d", back.log.LastSeq(), len(want))
+		}
+		return nil
+	})
+	if got := readAll(t, back.log); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatal("the caught-up follower holds other events than the leader")
+	}
+	// It then follows from the log again.
+	seq, err := l.Append(ctx, envs("after", 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	poll(t, 10*time.Second, "replication after catch-up", func() error {
+		if back.log.LastSeq() < seq {
+			return fmt.Errorf("at %d of %d", back.log.LastSeq(), seq)
+		}
+		return nil
+	})
+}
+
+// TestStreamLayerRequiresClusterKey: a peer without the cluster key gets
+// no Raft connection; one with it does.
+func TestStreamLayerRequiresClusterKey(t *testing.T) {
+	logger := slog.New(slog.DiscardHandler)
+	srv, err := newStreamLayer("127.0.0.1:0", "", []byte("right"), nil, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	accepted := make(chan net.Conn, 2)
+	go func() {
+		for {
+			c, err := srv.Accept()
+			if err != nil {
+				return
+			}
+			accepted <- c
+		}
+	}()
+	for _, key := range []string{"wrong", "right-ish"} {
+		cl, _ := newStreamLayer("127.0.0.1:0", "", []byte(key), nil, logger)
+		if c, err := cl.Dial(raft.ServerAddress(srv.Addr().String()), time.Second); err == nil {
+			c.Close()
+			t.Errorf("dial with key %q succeeded", key)
+		}
+		cl.Close()
+	}
+	good, _ := newStreamLayer("127.0.0.1:0", "", []byte("right"), nil, logger)
+	defer good.Close()
+	c, err := good.Dial(raft.ServerAddress(srv.Addr().String()), time.Second)
+	if err != nil {
+		t.Fatalf("dial with the right key: %v", err)
+	}
+	defer c.Close()
+	select {
+	case sc := <-accepted:
+		sc.Close()
+	case <-time.After(5 * time.Second):
+		t.Fatal("the right key was not accepted")
+	}
+	if len(accepted) != 0 {
+		t.Fatal("a connection with a wrong key was handed to raft")
 	}
 }
