@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"strings"
+	"sync"
 
 	"github.com/julienschmidt/httprouter"
 
@@ -21,9 +22,10 @@ type nodeJSON struct {
 	IndexedSeq *uint64 `json:"indexed_seq"`
 }
 
-// handleCluster is GET /v1/cluster: this node's view of the membership.
-// Sequence numbers are known for this node; other members' are null until
-// nodes report to each other.
+// handleCluster is GET /v1/cluster: the membership as this node sees it,
+// with each member's own report of its state and progress (asked over
+// HTTP, one second at most; an unreachable member shows as "unreachable"
+// with null seqs).
 func (s *Server) handleCluster(w http.ResponseWriter, r *http.Request, _ httprouter.Params, _ *theeye.Key) {
 	st, err := s.cfg.Node.Stats()
 	if err != nil {
@@ -31,19 +33,31 @@ func (s *Server) handleCluster(w http.ResponseWriter, r *http.Request, _ httprou
 		return
 	}
 	leader, _ := s.cfg.Node.Leader()
-	nodes := make([]nodeJSON, 0, len(st.Servers))
-	for _, sv := range st.Servers {
-		n := nodeJSON{ID: sv.ID, RaftAddr: sv.RaftAddr, HTTPAddr: sv.HTTPAddr, Suffrage: strings.ToLower(sv.Suffrage), State: "follower"}
-		if sv.ID == leader {
-			n.State = "leader"
-		}
+	nodes := make([]nodeJSON, len(st.Servers))
+	var wg sync.WaitGroup
+	for i, sv := range st.Servers {
+		nodes[i] = nodeJSON{ID: sv.ID, RaftAddr: sv.RaftAddr, HTTPAddr: sv.HTTPAddr, Suffrage: strings.ToLower(sv.Suffrage), State: "unreachable"}
 		if sv.ID == s.cfg.Node.ID() {
-			applied, indexed := st.AppliedSeq, s.cfg.Index.IndexedSeq()
-			n.State = strings.ToLower(st.State)
-			n.AppliedSeq, n.IndexedSeq = &applied, &indexed
+			me := s.self()
+			nodes[i].State = strings.ToLower(me.State)
+			nodes[i].AppliedSeq, nodes[i].IndexedSeq = &me.AppliedSeq, &me.IndexedSeq
+			continue
 		}
-		nodes = append(nodes, n)
+		if sv.HTTPAddr == "" {
+			continue
+		}
+		wg.Add(1)
+		go func(n *nodeJSON) {
+			defer wg.Done()
+			ps, err := s.peerStatus(r.Context(), n.HTTPAddr)
+			if err != nil {
+				return
+			}
+			n.State = strings.ToLower(ps.State)
+			n.AppliedSeq, n.IndexedSeq = &ps.AppliedSeq, &ps.IndexedSeq
+		}(&nodes[i])
 	}
+	wg.Wait()
 	writeJSON(w, http.StatusOK, map[string]any{"leader": leader, "nodes": nodes})
 }
 

@@ -13,6 +13,7 @@ type metrics struct {
 	rejected       *prometheus.CounterVec
 	ingestEvents   prometheus.Counter
 	ingestRequests prometheus.Counter
+	forwards       *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -33,9 +34,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		ingestRequests: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "theeye_ingest_requests_total", Help: "Ingest requests acknowledged (202) by this node.",
 		}),
+		forwards: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "theeye_http_forwarded_total", Help: "Requests this follower forwarded to the leader, by the leader's status (or error).",
+		}, []string{"status"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.requests, m.duration, m.rejected, m.ingestEvents, m.ingestRequests)
+		reg.MustRegister(m.requests, m.duration, m.rejected, m.ingestEvents, m.ingestRequests, m.forwards)
 	}
 	return m
 }

@@ -55,6 +55,13 @@ type Config struct {
 	MaxEvent int    // bytes of one event; default 64 KiB
 	ReadyLag uint64 // /readyz fails while the indexer is this many events behind; default 100000
 
+	// ClusterKey is the shared secret of --cluster-key: joins may present
+	// it instead of an admin key, and forwarded requests must carry it.
+	ClusterKey string
+	// HTTPClient is used to forward to the leader and to ask peers for
+	// their status (TLS settings live in its transport).
+	HTTPClient *http.Client
+
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer // where the API's metrics go
 	Gatherer   prometheus.Gatherer   // what /metrics serves
@@ -76,6 +83,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.Now == nil {
 		c.Now = time.Now
+	}
+	if c.HTTPClient == nil {
+		c.HTTPClient = &http.Client{Timeout: forwardTimeout}
 	}
 	if c.Gatherer == nil {
 		c.Gatherer = prometheus.NewRegistry()
@@ -117,20 +127,21 @@ func (s *Server) routes() *httprouter.Router {
 		s.writeError(w, req, theeye.Errorf(theeye.EInvalidRequest, "method %s is not allowed on %s", req.Method, req.URL.Path))
 	})
 
-	r.POST("/v1/events", s.auth(theeye.ScopeIngest, s.handleIngest))
+	r.POST("/v1/events", s.auth(theeye.ScopeIngest, s.leaderOnly(s.handleIngest)))
 	r.GET("/v1/events", s.auth(theeye.ScopeRead, s.handleEvents))
 	r.GET("/v1/sessions/:session_id/events", s.auth(theeye.ScopeRead, s.handleSessionEvents))
 	r.GET("/v1/errors", s.auth(theeye.ScopeRead, s.handleErrors))
 
-	r.POST("/v1/apps", s.auth(theeye.ScopeAdmin, s.handleCreateApp))
+	r.POST("/v1/apps", s.auth(theeye.ScopeAdmin, s.leaderOnly(s.handleCreateApp)))
 	r.GET("/v1/apps", s.auth(theeye.ScopeAdmin, s.handleListApps))
-	r.POST("/v1/keys", s.auth(theeye.ScopeAdmin, s.handleCreateKey))
+	r.POST("/v1/keys", s.auth(theeye.ScopeAdmin, s.leaderOnly(s.handleCreateKey)))
 	r.GET("/v1/keys", s.auth(theeye.ScopeAdmin, s.handleListKeys))
-	r.DELETE("/v1/keys/:key_id", s.auth(theeye.ScopeAdmin, s.handleRevokeKey))
+	r.DELETE("/v1/keys/:key_id", s.auth(theeye.ScopeAdmin, s.leaderOnly(s.handleRevokeKey)))
 
 	r.GET("/v1/cluster", s.auth(theeye.ScopeRead, s.handleCluster))
-	r.POST("/v1/cluster/nodes", s.auth(theeye.ScopeAdmin, s.handleAddNode))
-	r.DELETE("/v1/cluster/nodes/:id", s.auth(theeye.ScopeAdmin, s.handleRemoveNode))
+	r.GET("/v1/cluster/self", s.authCluster(theeye.ScopeRead, s.handleSelf))
+	r.POST("/v1/cluster/nodes", s.authCluster(theeye.ScopeAdmin, s.leaderOnly(s.handleAddNode)))
+	r.DELETE("/v1/cluster/nodes/:id", s.authCluster(theeye.ScopeAdmin, s.leaderOnly(s.handleRemoveNode)))
 
 	r.GET("/healthz", s.handleHealthz)
 	r.GET("/readyz", s.handleReadyz)
