@@ -33,6 +33,14 @@ type Config struct {
 	LogLevel      string
 	LogFormat     string
 	PrintAdminKey bool
+	TLSCert       string
+	TLSKey        string
+	TLSCA         string
+
+	// Raft tuning, hidden: tests use them to force snapshots.
+	RaftSnapshotThreshold uint64
+	RaftTrailingLogs      uint64
+	RaftSnapshotInterval  time.Duration
 }
 
 // DefaultConfig is the embedded default: a single node on loopback.
@@ -117,6 +125,15 @@ case), e.g. THEEYE_DATA_DIR=/var/lib/theeye.`,
 	f.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error")
 	f.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "text or json")
 	f.BoolVar(&cfg.PrintAdminKey, "print-admin-key", false, "print the admin key from <data-dir>/admin.key at start (development)")
+	f.StringVar(&cfg.TLSCert, "tls-cert", "", "PEM certificate: serve HTTP over TLS and use it for Raft (mutual TLS)")
+	f.StringVar(&cfg.TLSKey, "tls-key", "", "PEM private key of --tls-cert")
+	f.StringVar(&cfg.TLSCA, "tls-ca", "", "PEM CA that signed every node's certificate (verifies peers and forwarded requests)")
+	f.Uint64Var(&cfg.RaftSnapshotThreshold, "raft-snapshot-threshold", 0, "Raft entries between snapshots (0: the default)")
+	f.Uint64Var(&cfg.RaftTrailingLogs, "raft-trailing-logs", 0, "Raft entries kept after a snapshot (0: the default)")
+	f.DurationVar(&cfg.RaftSnapshotInterval, "raft-snapshot-interval", 0, "how often Raft checks whether to snapshot (0: the default)")
+	f.MarkHidden("raft-snapshot-interval")
+	f.MarkHidden("raft-snapshot-threshold")
+	f.MarkHidden("raft-trailing-logs")
 	return cmd
 }
 

@@ -46,15 +46,16 @@ const testAdminKey = "eye_admin_test_key"
 
 // proc is one running theeye process.
 type proc struct {
-	t       *testing.T
-	dataDir string
-	args    []string
-	httpP   int
-	raftP   int
-	cmd     *exec.Cmd
-	out     *syncBuffer
-	done    chan struct{}
-	URL     string
+	t        *testing.T
+	dataDir  string
+	args     []string
+	httpP    int
+	raftP    int
+	raftHost string // default 127.0.0.1
+	cmd      *exec.Cmd
+	out      *syncBuffer
+	done     chan struct{}
+	URL      string
 }
 
 type syncBuffer struct {
@@ -97,10 +98,21 @@ func startNode(t *testing.T, dataDir string, extra ...string) *proc {
 func (p *proc) start() {
 	t := p.t
 	t.Helper()
+	p.startNoWait()
+	p.waitReady()
+}
+
+func (p *proc) startNoWait() {
+	t := p.t
+	t.Helper()
+	host := p.raftHost
+	if host == "" {
+		host = "127.0.0.1"
+	}
 	args := append([]string{"serve",
 		"--data-dir", p.dataDir,
 		"--http", fmt.Sprintf("127.0.0.1:%d", p.httpP),
-		"--raft", fmt.Sprintf("127.0.0.1:%d", p.raftP),
+		"--raft", fmt.Sprintf("%s:%d", host, p.raftP),
 		"--admin-key", testAdminKey,
 	}, p.args...)
 	p.cmd = exec.Command(theeyeBin, args...)
@@ -111,6 +123,11 @@ func (p *proc) start() {
 	}
 	p.done = make(chan struct{})
 	go func() { p.cmd.Wait(); close(p.done) }()
+}
+
+func (p *proc) waitReady() {
+	t := p.t
+	t.Helper()
 	re := regexp.MustCompile(`msg="theeye listening" http=(\S+)`)
 	waitFor(t, 60*time.Second, "theeye to listen", func() error {
 		select {
@@ -173,10 +190,22 @@ func (p *proc) restart() {
 	p.start()
 }
 
+// alive reports whether the process is running.
+func (p *proc) alive() bool {
+	select {
+	case <-p.done:
+		return false
+	default:
+		return true
+	}
+}
+
 // waitFor polls fn until it returns nil or the deadline passes.
 func waitFor(t *testing.T, timeout time.Duration, what string, fn func() error) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
 	var err error
 	for {
 		if err = fn(); err == nil {
@@ -185,7 +214,7 @@ func waitFor(t *testing.T, timeout time.Duration, what string, fn func() error) 
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out after %s waiting for %s: %v", timeout, what, err)
 		}
-		time.Sleep(20 * time.Millisecond) // poll interval, not synchronisation
+		<-tick.C
 	}
 }
 

@@ -3,12 +3,14 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/base64"
 	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -38,6 +40,7 @@ type Main struct {
 	ln    net.Listener
 
 	cancelIndex context.CancelFunc
+	cancelJoin  context.CancelFunc
 	wg          sync.WaitGroup
 	serveErr    chan error
 }
@@ -92,9 +95,6 @@ func (m *Main) Run(ctx context.Context) error {
 		}
 		m.Logger = l
 	}
-	if cfg.Join != "" {
-		return errors.New("--join: joining a cluster is not supported by this version yet (single-node clusters only)")
-	}
 	switch cfg.UnknownTypes {
 	case "accept":
 	case "reject":
@@ -109,9 +109,18 @@ func (m *Main) Run(ctx context.Context) error {
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return fmt.Errorf("create data dir: %w", err)
 	}
-	adminKey, generated, err := m.adminKey()
+	bootstrap := cfg.Bootstrap || cfg.Join == ""
+	adminKey, generated, err := m.adminKey(bootstrap)
 	if err != nil {
 		return err
+	}
+	serverTLS, clientTLS, err := tlsConfigs(cfg)
+	if err != nil {
+		return err
+	}
+	httpClient := &http.Client{Timeout: 30 * time.Second}
+	if clientTLS != nil {
+		httpClient.Transport = &http.Transport{TLSClientConfig: clientTLS, ForceAttemptHTTP2: true}
 	}
 
 	reg := prometheus.NewRegistry()
@@ -131,19 +140,37 @@ func (m *Main) Run(ctx context.Context) error {
 	if httpAddr == "" {
 		httpAddr = m.ln.Addr().String()
 	}
-	if !strings.Contains(httpAddr, "://") {
-		httpAddr = "http://" + httpAddr
-	}
+	httpAddr = normalizeURL(httpAddr, serverTLS != nil)
 
-	adminHash := theeye.HashSecret(adminKey)
+	adminHash := ""
+	if adminKey != "" {
+		adminHash = theeye.HashSecret(adminKey)
+	}
+	raftCfg := raftnode.DefaultRaftConfig()
+	if cfg.RaftSnapshotThreshold > 0 {
+		raftCfg.SnapshotThreshold = cfg.RaftSnapshotThreshold
+	}
+	if cfg.RaftSnapshotInterval > 0 {
+		raftCfg.SnapshotInterval = cfg.RaftSnapshotInterval
+	}
+	if cfg.RaftTrailingLogs > 0 {
+		raftCfg.TrailingLogs = cfg.RaftTrailingLogs
+	}
+	registerAdmin := ""
+	if bootstrap {
+		registerAdmin = adminHash
+	}
 	m.node, err = raftnode.Open(raftnode.Config{
 		NodeID:        cfg.NodeID,
 		Dir:           filepath.Join(cfg.DataDir, "raft"),
 		RaftAddr:      cfg.Raft,
 		AdvertiseRaft: cfg.AdvertiseRaft,
 		HTTPAddr:      httpAddr,
-		Bootstrap:     cfg.Bootstrap || cfg.Join == "",
-		AdminKeyHash:  adminHash,
+		Bootstrap:     bootstrap,
+		AdminKeyHash:  registerAdmin,
+		ClusterKey:    cfg.ClusterKey,
+		TLS:           serverTLS,
+		Raft:          raftCfg,
 		Log:           m.log,
 		Codec:         codec,
 		Logger:        m.Logger,
@@ -186,10 +213,17 @@ func (m *Main) Run(ctx context.Context) error {
 		MaxBody:      cfg.MaxBody,
 		MaxEvent:     cfg.MaxEvent,
 		ReadyLag:     cfg.ReadyLag,
+		ClusterKey:   cfg.ClusterKey,
+		HTTPClient:   httpClient,
 		Logger:       m.Logger,
 		Registerer:   reg,
 		Gatherer:     reg,
 	})
+	if serverTLS != nil {
+		hcfg := serverTLS.Clone()
+		hcfg.ClientAuth = tls.VerifyClientCertIfGiven
+		m.ln = tls.NewListener(m.ln, hcfg)
+	}
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
@@ -197,6 +231,18 @@ func (m *Main) Run(ctx context.Context) error {
 			m.serveErr <- err
 		}
 	}()
+	if cfg.Join != "" {
+		jctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		m.cancelJoin = cancel
+		m.wg.Add(1)
+		go func() {
+			defer m.wg.Done()
+			err := m.joinCluster(jctx, httpClient, normalizeURL(cfg.Join, serverTLS != nil), m.node.RaftAddr(), httpAddr)
+			if err != nil && jctx.Err() == nil {
+				m.serveErr <- err
+			}
+		}()
+	}
 
 	m.Logger.Info("theeye listening", "http", m.ln.Addr().String(), "raft", m.node.RaftAddr(),
 		"node", cfg.NodeID, "data_dir", cfg.DataDir, "version", version)
@@ -204,15 +250,17 @@ func (m *Main) Run(ctx context.Context) error {
 	switch {
 	case generated:
 		fmt.Fprintf(os.Stderr, "\nGenerated admin key (shown once; also saved in %s):\n\n    %s\n\n", keyFile, adminKey)
-	case cfg.PrintAdminKey:
+	case cfg.PrintAdminKey && adminKey != "":
 		fmt.Fprintf(os.Stderr, "\nAdmin key (from %s):\n\n    %s\n\n", keyFile, adminKey)
 	}
 	return nil
 }
 
 // adminKey returns the admin key: --admin-key, else the one saved in
-// <data-dir>/admin.key, else a new one (saved there, mode 0600).
-func (m *Main) adminKey() (key string, generated bool, err error) {
+// <data-dir>/admin.key, else, on a node that starts a new cluster, a new
+// one (saved there, mode 0600). A joining node without either has no
+// local admin key and uses the cluster's.
+func (m *Main) adminKey(bootstrap bool) (key string, generated bool, err error) {
 	if m.Config.AdminKey != "" {
 		return m.Config.AdminKey, false, nil
 	}
@@ -223,6 +271,9 @@ func (m *Main) adminKey() (key string, generated bool, err error) {
 	}
 	if !errors.Is(err, fs.ErrNotExist) {
 		return "", false, fmt.Errorf("read %s: %w", path, err)
+	}
+	if !bootstrap {
+		return "", false, nil
 	}
 	var raw [32]byte
 	if _, err := rand.Read(raw[:]); err != nil {
@@ -240,6 +291,9 @@ func (m *Main) adminKey() (key string, generated bool, err error) {
 // and the log.
 func (m *Main) Close() error {
 	var errs []error
+	if m.cancelJoin != nil {
+		m.cancelJoin()
+	}
 	if m.api != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		errs = append(errs, m.api.Shutdown(ctx))
