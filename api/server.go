@@ -226,6 +226,15 @@ func (s *Server) auth(scope theeye.Scope, h func(http.ResponseWriter, *http.Requ
 	return func(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
 		k, err := s.authenticate(r)
 		if err != nil {
+			// A key created a moment ago may not have reached this
+			// follower yet: the leader decides.
+			if theeye.ErrorCode(err) == theeye.EUnauthorized && r.Header.Get("Authorization") != "" &&
+				r.Header.Get(HeaderForwarded) == "" && !s.cfg.Node.IsLeader() {
+				if id, url := s.cfg.Node.Leader(); id != "" && url != "" {
+					s.forward(w, r, id, url)
+					return
+				}
+			}
 			s.writeError(w, r, err)
 			return
 		}

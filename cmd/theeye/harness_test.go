@@ -52,6 +52,7 @@ type proc struct {
 	httpP    int
 	raftP    int
 	raftHost string // default 127.0.0.1
+	https    bool
 	cmd      *exec.Cmd
 	out      *syncBuffer
 	done     chan struct{}
@@ -140,6 +141,9 @@ func (p *proc) waitReady() {
 			return fmt.Errorf("no listening line yet")
 		}
 		p.URL = "http://" + m[1]
+		if p.https {
+			p.URL = "https://" + m[1]
+		}
 		return nil
 	})
 	waitFor(t, 60*time.Second, "theeye to be ready", func() error {
