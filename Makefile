@@ -6,7 +6,7 @@ VERSION   := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -s -w -X main.version=$(VERSION)
 FUZZTIME  ?= 30s
 
-.PHONY: run build test test-short lint fuzz bench check clean
+.PHONY: run build test test-short lint fuzz bench check clean cluster docker compose-up
 
 ## run: a single node with data in ./theeye-data on 127.0.0.1:8080; prints where it listens and the admin key
 run: build
@@ -49,3 +49,16 @@ check: test
 
 clean:
 	rm -rf $(BIN)
+
+## cluster: three local nodes in the foreground (Ctrl-C stops all three)
+cluster: build
+	./deploy/local-cluster.sh $(BIN)/theeye
+
+## docker: the FROM scratch image theeye:latest around the static binary
+docker: build
+	rm -rf $(BIN)/docker && mkdir -p $(BIN)/docker && cp $(BIN)/theeye $(BIN)/docker/theeye
+	docker build -t theeye:latest -f deploy/Dockerfile $(BIN)/docker
+
+## compose-up: a 3-node cluster in containers (ports 8181-8183)
+compose-up: docker
+	docker-compose -f deploy/docker-compose.yml up -d

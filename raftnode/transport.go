@@ -55,12 +55,13 @@ func newStreamLayer(bind, advertise string, key []byte, tcfg *tls.Config, logger
 		s.tls.ClientAuth = tls.RequireAndVerifyClientCert
 	}
 	if advertise != "" {
-		a, err := net.ResolveTCPAddr("tcp", advertise)
-		if err != nil {
+		// Kept as given: a host name is resolved by each peer when it
+		// dials, so a container that comes back with a new IP is found.
+		if _, _, err := net.SplitHostPort(advertise); err != nil {
 			ln.Close()
 			return nil, fmt.Errorf("advertise raft address %q: %w", advertise, err)
 		}
-		s.advertise = a
+		s.advertise = advertisedAddr(advertise)
 	} else if tcp, ok := ln.Addr().(*net.TCPAddr); ok && tcp.IP.IsUnspecified() {
 		ln.Close()
 		return nil, fmt.Errorf("raft listens on %s: give --advertise-raft, the address other nodes dial", bind)
@@ -172,3 +173,10 @@ func (s *streamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (n
 
 func (s *streamLayer) Close() error   { return s.ln.Close() }
 func (s *streamLayer) Addr() net.Addr { return s.advertise }
+
+// advertisedAddr is a Raft address as configured (host:port, the host
+// possibly a name).
+type advertisedAddr string
+
+func (a advertisedAddr) Network() string { return "tcp" }
+func (a advertisedAddr) String() string  { return string(a) }

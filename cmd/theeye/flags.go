@@ -1,7 +1,10 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"strings"
 	"time"
@@ -69,7 +72,7 @@ func newRootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newServeCommand(), newVersionCommand())
+	root.AddCommand(newServeCommand(), newVersionCommand(), newHealthCommand())
 	return root
 }
 
@@ -81,6 +84,38 @@ func newVersionCommand() *cobra.Command {
 			fmt.Fprintln(cmd.OutOrStdout(), "theeye", version)
 		},
 	}
+}
+
+// newHealthCommand checks a node's /readyz: the container healthcheck of
+// deploy/ (a FROM scratch image has no curl).
+func newHealthCommand() *cobra.Command {
+	url := "http://127.0.0.1:8080"
+	cmd := &cobra.Command{
+		Use:   "health",
+		Short: "Exit 0 when the node at --url is ready (GET /readyz), 1 otherwise",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, cancel := context.WithTimeout(cmd.Context(), 5*time.Second)
+			defer cancel()
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(url, "/")+"/readyz", nil)
+			if err != nil {
+				return fmt.Errorf("health: %w", err)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				return fmt.Errorf("health: %w", err)
+			}
+			defer resp.Body.Close()
+			body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+			if resp.StatusCode != http.StatusOK {
+				return fmt.Errorf("not ready: %s", strings.TrimSpace(string(body)))
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), strings.TrimSpace(string(body)))
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&url, "url", url, "the node's HTTP address")
+	return cmd
 }
 
 // version is set by the linker (-X main.version=...); never changed at run time.
