@@ -1,0 +1,293 @@
+package main
+
+import (
+	"bufio"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/cobra"
+	"golang.org/x/time/rate"
+
+	"github.com/theeye/theeye/client"
+)
+
+// sendOptions are the flags of eyectl send.
+type sendOptions struct {
+	rate       float64
+	batchSize  int
+	gzip       bool
+	noProgress bool
+}
+
+func (c *cli) sendCommand() *cobra.Command {
+	var o sendOptions
+	cmd := &cobra.Command{
+		Use:   "send FILE|-",
+		Short: "Send events from a file or stdin: NDJSON or a JSON array, gzipped or not",
+		Long: `Send events from FILE (or stdin with -): NDJSON (one object per line), a JSON
+array of objects, or a stream of objects; gzip input is detected by its magic
+bytes. Events are sent as they are, in batches, with an idempotency id added to
+those without one, so retries never store an event twice. A progress bar shows
+on a terminal; a summary line follows (sent, rejected, events/s, last seq).
+
+Validation is asynchronous: an event the server accepted may still fail it;
+see eyectl errors --min-seq <last seq>.`,
+		Example: `  eyectl send events.ndjson
+  zcat big.ndjson.gz | eyectl send - --rate 500
+  eyectl send export.json.gz --key "$INGEST_KEY" --server http://eye1:8080,http://eye2:8080`,
+		Args: exactArgs(1, "one FILE argument (- for stdin)"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if o.rate < 0 {
+				return usageErrf("--rate %g: want 0 (no limit) or more", o.rate)
+			}
+			return c.send(cmd.Context(), args[0], o)
+		},
+	}
+	f := cmd.Flags()
+	f.Float64Var(&o.rate, "rate", 0, "send at most this many events per second (0: no limit)")
+	f.IntVar(&o.batchSize, "batch-size", 500, "events per request")
+	f.BoolVar(&o.gzip, "gzip", false, "compress requests")
+	f.BoolVar(&o.noProgress, "no-progress", false, "no progress bar, even on a terminal")
+	return cmd
+}
+
+// partialSendError reports events that were not stored; its cause is the
+// first failure.
+type partialSendError struct {
+	total, rejected uint64
+	cause           error
+}
+
+func (e *partialSendError) summary() string {
+	return fmt.Sprintf("%d of %d events were not stored", e.rejected, e.total)
+}
+
+func (e *partialSendError) Error() string {
+	if e.cause == nil {
+		return e.summary() + " (see the lines above)"
+	}
+	return e.summary() + ": " + e.cause.Error()
+}
+
+func (e *partialSendError) Unwrap() error { return e.cause }
+
+// sendSummary is what send prints at the end (as JSON with -o json).
+type sendSummary struct {
+	Sent     uint64  `json:"sent"`
+	Rejected uint64  `json:"rejected"`
+	Seconds  float64 `json:"seconds"`
+	Rate     float64 `json:"events_per_second"`
+	LastSeq  uint64  `json:"last_seq"`
+}
+
+func (c *cli) send(ctx context.Context, path string, o sendOptions) error {
+	in, size, name, err := c.openInput(path)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+
+	var src io.Reader = in
+	var bar *progressbar.ProgressBar
+	if !o.noProgress && isTerminal(c.stderr) {
+		bar = progressbar.NewOptions64(size,
+			progressbar.OptionSetWriter(c.stderr),
+			progressbar.OptionSetDescription("sending "+name),
+			progressbar.OptionShowBytes(true),
+			progressbar.OptionThrottle(100*time.Millisecond),
+			progressbar.OptionClearOnFinish(),
+			progressbar.OptionSetRenderBlankState(true),
+		)
+		src = io.TeeReader(in, bar)
+	}
+	// What went wrong with batches, printed as it happens (one line each)
+	// and kept for the exit code.
+	var mu sync.Mutex
+	var firstErr error
+	var lastMsg string
+	onError := func(err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if firstErr == nil {
+			firstErr = err
+		}
+		var be *client.BatchError
+		n := 0
+		if errors.As(err, &be) {
+			n = len(be.IDs)
+		}
+		_, msg := c.explain(err)
+		if msg == lastMsg {
+			return // the same cause again: once is enough
+		}
+		lastMsg = msg
+		if bar != nil {
+			bar.Clear()
+		}
+		fmt.Fprintf(c.stderr, "eyectl: a batch of %d events was not stored: %s\n", n, msg)
+	}
+	cl, err := c.newClient(func(cfg *client.Config) {
+		cfg.MaxRetries = max(cfg.MaxRetries, 10)
+		cfg.RetryMax = 5 * time.Second
+		cfg.BatchSize = max(o.batchSize, 1)
+		cfg.QueueSize = max(4*cfg.BatchSize, 10000)
+		cfg.FlushInterval = 200 * time.Millisecond
+		cfg.Gzip = o.gzip
+		cfg.OnError = onError
+	})
+	if err != nil {
+		return err
+	}
+
+	var limiter *rate.Limiter
+	if o.rate > 0 {
+		limiter = rate.NewLimiter(rate.Limit(o.rate), max(1, int(o.rate/10)))
+	}
+	start := time.Now()
+	var skipped uint64
+	readErr := readEvents(src, func(i int, raw json.RawMessage) error {
+		if limiter != nil {
+			if err := limiter.Wait(ctx); err != nil {
+				return err
+			}
+		}
+		err := cl.TrackRaw(ctx, raw)
+		if err != nil && !errors.Is(err, client.ErrClosed) && ctx.Err() == nil {
+			// Not an object: the server would refuse the whole batch for it.
+			skipped++
+			mu.Lock()
+			fmt.Fprintf(c.stderr, "eyectl: %s: element %d: %s; skipped\n", name, i, errors.Unwrap(err).Error())
+			mu.Unlock()
+			return nil
+		}
+		return err
+	})
+	// Send what was read, whatever happened; after Ctrl-C, for 10 seconds
+	// at most (what is still queued then is reported as not stored).
+	closeCtx := context.Background()
+	if ctx.Err() != nil {
+		var cancel context.CancelFunc
+		closeCtx, cancel = context.WithTimeout(closeCtx, 10*time.Second)
+		defer cancel()
+	}
+	closeErr := cl.Close(closeCtx)
+	if bar != nil {
+		bar.Finish()
+	}
+	elapsed := time.Since(start)
+	st := cl.Stats()
+	sum := sendSummary{Sent: st.Sent, Rejected: st.Failed + skipped, Seconds: elapsed.Seconds(), LastSeq: st.LastSeq}
+	if elapsed > 0 {
+		sum.Rate = float64(st.Sent) / elapsed.Seconds()
+	}
+	if c.format() == "table" {
+		fmt.Fprintf(c.stdout, "sent %d events, rejected %d, in %s (%.0f events/s); last seq %d\n",
+			sum.Sent, sum.Rejected, elapsed.Round(time.Millisecond), sum.Rate, sum.LastSeq)
+	} else if err := writeNDJSON(c.stdout, sum); err != nil {
+		return err
+	}
+
+	switch {
+	case readErr != nil && errors.Is(readErr, context.Canceled):
+		return readErr
+	case readErr != nil:
+		return usageErr(fmt.Errorf("%s: %w (the %d events before it were sent)", name, readErr, st.Sent))
+	case sum.Rejected > 0:
+		cause := firstErr
+		if cause == nil {
+			cause = closeErr
+		}
+		return &partialSendError{total: sum.Sent + sum.Rejected, rejected: sum.Rejected, cause: cause}
+	case closeErr != nil:
+		return closeErr
+	}
+	return nil
+}
+
+// openInput opens FILE or stdin, returning its size (-1 if unknown) and a
+// name for messages.
+func (c *cli) openInput(path string) (io.ReadCloser, int64, string, error) {
+	if path == "-" {
+		return io.NopCloser(c.stdin), -1, "stdin", nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, 0, path, usageErr(fmt.Errorf("open input: %w", err))
+	}
+	size := int64(-1)
+	if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
+		size = fi.Size()
+	}
+	return f, size, path, nil
+}
+
+// readEvents reads JSON values from r (gunzipping it if it starts with the
+// gzip magic bytes): the elements of an array if the input starts with
+// '[', else a stream of values (NDJSON is one). fn gets each value and its
+// index; its error stops the reading.
+func readEvents(r io.Reader, fn func(int, json.RawMessage) error) error {
+	br := bufio.NewReaderSize(r, 64<<10)
+	if magic, _ := br.Peek(2); len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
+		zr, err := gzip.NewReader(br)
+		if err != nil {
+			return fmt.Errorf("read gzip input: %w", err)
+		}
+		defer zr.Close()
+		br = bufio.NewReaderSize(zr, 64<<10)
+	}
+	first, err := firstByte(br)
+	if err == io.EOF {
+		return errors.New("no events in the input")
+	}
+	if err != nil {
+		return fmt.Errorf("read input: %w", err)
+	}
+	dec := json.NewDecoder(br)
+	array := first == '['
+	if array {
+		if _, err := dec.Token(); err != nil {
+			return fmt.Errorf("read input: %w", err)
+		}
+	}
+	i := 0
+	for array && dec.More() || !array {
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			if !array && err == io.EOF {
+				return nil
+			}
+			return fmt.Errorf("element %d, near byte %d: invalid JSON: %w", i, dec.InputOffset(), err)
+		}
+		if err := fn(i, raw); err != nil {
+			return err
+		}
+		i++
+	}
+	if _, err := dec.Token(); err != nil {
+		return fmt.Errorf("end of the array, near byte %d: %w", dec.InputOffset(), err)
+	}
+	return nil
+}
+
+// firstByte returns the first byte that is not white space, unread.
+func firstByte(br *bufio.Reader) (byte, error) {
+	for {
+		b, err := br.ReadByte()
+		if err != nil {
+			return 0, err
+		}
+		switch b {
+		case ' ', '\t', '\r', '\n':
+			continue
+		}
+		return b, br.UnreadByte()
+	}
+}
