@@ -243,6 +243,7 @@ func (c *testCluster) heal() {
 type load struct {
 	c      *testCluster
 	key    string
+	urls   []string // fixed ports: a restarted node keeps its URL
 	stop   chan struct{}
 	wg     sync.WaitGroup
 	mu     sync.Mutex
@@ -254,6 +255,9 @@ type load struct {
 
 func (c *testCluster) startLoad(key string, writers, batch int) *load {
 	l := &load{c: c, key: key, stop: make(chan struct{}), acked: map[string]bool{}}
+	for _, p := range c.nodes {
+		l.urls = append(l.urls, p.URL)
+	}
 	for w := 0; w < writers; w++ {
 		l.wg.Add(1)
 		go l.writer(w, batch)
@@ -278,9 +282,7 @@ func (l *load) writer(w, batch int) {
 		}
 		deadline := time.Now().Add(90 * time.Second)
 		for {
-			nodes := l.c.nodes
-			p := nodes[rand.IntN(len(nodes))]
-			a, err := postOnce(client, p.URL, l.key, []byte(body.String()))
+			a, err := postOnce(client, l.urls[rand.IntN(len(l.urls))], l.key, []byte(body.String()))
 			if err == nil {
 				l.mu.Lock()
 				for _, id := range ids {
