@@ -45,7 +45,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 }
 
 func (s *Server) metricsHandler() http.Handler {
-	return promhttp.HandlerFor(s.cfg.Gatherer, promhttp.HandlerOpts{ErrorLog: slogPrinter{s}})
+	if s.promHandler == nil {
+		s.promHandler = promhttp.HandlerFor(s.cfg.Gatherer, promhttp.HandlerOpts{ErrorLog: slogPrinter{s}})
+	}
+	return s.promHandler
 }
 
 type slogPrinter struct{ s *Server }

@@ -99,6 +99,8 @@ type Server struct {
 	m      *metrics
 	router *httprouter.Router
 	http   *http.Server
+	// promHandler serves /metrics; built once, in New.
+	promHandler http.Handler
 }
 
 // New builds a Server; Serve starts it.
@@ -106,6 +108,7 @@ func New(cfg Config) *Server {
 	cfg.setDefaults()
 	s := &Server{cfg: cfg, logger: cfg.Logger.With("component", "api")}
 	s.m = newMetrics(cfg.Registerer)
+	s.metricsHandler()
 	s.router = s.routes()
 	s.http = &http.Server{
 		Handler:           s,
@@ -116,7 +119,41 @@ func New(cfg Config) *Server {
 	return s
 }
 
-// routes registers every route of API.md in one place.
+// route is one entry of the API surface.
+type route struct {
+	method, path string
+	handle       httprouter.Handle
+}
+
+// routeTable is the whole HTTP surface in one place: what routes()
+// registers and what the OpenAPI test checks /openapi.json against.
+func (s *Server) routeTable() []route {
+	return []route{
+		{http.MethodPost, "/v1/events", s.auth(theeye.ScopeIngest, s.leaderOnly(s.handleIngest))},
+		{http.MethodGet, "/v1/events", s.auth(theeye.ScopeRead, s.handleEvents)},
+		{http.MethodGet, "/v1/sessions/:session_id/events", s.auth(theeye.ScopeRead, s.handleSessionEvents)},
+		{http.MethodGet, "/v1/errors", s.auth(theeye.ScopeRead, s.handleErrors)},
+
+		{http.MethodPost, "/v1/apps", s.auth(theeye.ScopeAdmin, s.leaderOnly(s.handleCreateApp))},
+		{http.MethodGet, "/v1/apps", s.auth(theeye.ScopeAdmin, s.handleListApps)},
+		{http.MethodPost, "/v1/keys", s.auth(theeye.ScopeAdmin, s.leaderOnly(s.handleCreateKey))},
+		{http.MethodGet, "/v1/keys", s.auth(theeye.ScopeAdmin, s.handleListKeys)},
+		{http.MethodDelete, "/v1/keys/:key_id", s.auth(theeye.ScopeAdmin, s.leaderOnly(s.handleRevokeKey))},
+
+		{http.MethodGet, "/v1/cluster", s.auth(theeye.ScopeRead, s.handleCluster)},
+		{http.MethodGet, "/v1/cluster/self", s.authCluster(theeye.ScopeRead, s.handleSelf)},
+		{http.MethodPost, "/v1/cluster/nodes", s.authCluster(theeye.ScopeAdmin, s.leaderOnly(s.handleAddNode))},
+		{http.MethodDelete, "/v1/cluster/nodes/:id", s.authCluster(theeye.ScopeAdmin, s.leaderOnly(s.handleRemoveNode))},
+
+		{http.MethodGet, "/healthz", s.handleHealthz},
+		{http.MethodGet, "/readyz", s.handleReadyz},
+		{http.MethodGet, "/metrics", func(w http.ResponseWriter, r *http.Request, _ httprouter.Params) { s.metricsHandler().ServeHTTP(w, r) }},
+		{http.MethodGet, "/openapi.json", s.handleOpenAPI},
+		{http.MethodGet, "/", s.handleIndexPage},
+	}
+}
+
+// routes builds the router from routeTable.
 func (s *Server) routes() *httprouter.Router {
 	r := httprouter.New()
 	r.HandleMethodNotAllowed = true
@@ -126,28 +163,9 @@ func (s *Server) routes() *httprouter.Router {
 	r.MethodNotAllowed = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		s.writeError(w, req, theeye.Errorf(theeye.EInvalidRequest, "method %s is not allowed on %s", req.Method, req.URL.Path))
 	})
-
-	r.POST("/v1/events", s.auth(theeye.ScopeIngest, s.leaderOnly(s.handleIngest)))
-	r.GET("/v1/events", s.auth(theeye.ScopeRead, s.handleEvents))
-	r.GET("/v1/sessions/:session_id/events", s.auth(theeye.ScopeRead, s.handleSessionEvents))
-	r.GET("/v1/errors", s.auth(theeye.ScopeRead, s.handleErrors))
-
-	r.POST("/v1/apps", s.auth(theeye.ScopeAdmin, s.leaderOnly(s.handleCreateApp)))
-	r.GET("/v1/apps", s.auth(theeye.ScopeAdmin, s.handleListApps))
-	r.POST("/v1/keys", s.auth(theeye.ScopeAdmin, s.leaderOnly(s.handleCreateKey)))
-	r.GET("/v1/keys", s.auth(theeye.ScopeAdmin, s.handleListKeys))
-	r.DELETE("/v1/keys/:key_id", s.auth(theeye.ScopeAdmin, s.leaderOnly(s.handleRevokeKey)))
-
-	r.GET("/v1/cluster", s.auth(theeye.ScopeRead, s.handleCluster))
-	r.GET("/v1/cluster/self", s.authCluster(theeye.ScopeRead, s.handleSelf))
-	r.POST("/v1/cluster/nodes", s.authCluster(theeye.ScopeAdmin, s.leaderOnly(s.handleAddNode)))
-	r.DELETE("/v1/cluster/nodes/:id", s.authCluster(theeye.ScopeAdmin, s.leaderOnly(s.handleRemoveNode)))
-
-	r.GET("/healthz", s.handleHealthz)
-	r.GET("/readyz", s.handleReadyz)
-	r.Handler(http.MethodGet, "/metrics", s.metricsHandler())
-	r.GET("/openapi.json", s.handleOpenAPI)
-	r.GET("/", s.handleIndexPage)
+	for _, rt := range s.routeTable() {
+		r.Handle(rt.method, rt.path, rt.handle)
+	}
 	return r
 }
 
