@@ -19,6 +19,9 @@ const (
 	ReasonSchemaViolation   = "schema_violation"
 	ReasonUnknownEventType  = "unknown_event_type"
 	ReasonInvalidJSON       = "invalid_json"
+	// ReasonDuplicateIDConflict: the app already sent an event with this
+	// id and a different payload (an identical retry is a silent duplicate).
+	ReasonDuplicateIDConflict = "duplicate_id_conflict"
 )
 
 // Reason is one validation failure: a code, the JSON pointer (from the

@@ -31,6 +31,14 @@ const (
 	OpRevokeKey = "revoke_key" // KeyID
 	OpSetNode   = "set_node"   // Node: a member's advertised addresses
 	OpDelNode   = "del_node"   // NodeID
+	// OpPutSchema registers the next version of a schema (Schema: its
+	// category, name, document and created_at; the FSM numbers it and
+	// records its effective seq). A schema that does not compile is refused
+	// in apply too, the same way on every node.
+	OpPutSchema = "put_schema"
+	// OpRevalidate records a revalidation request (Revalidation: its
+	// filters and requested_at; the FSM sets its ID and AtSeq).
+	OpRevalidate = "revalidate"
 )
 
 // Command is a replicated configuration change.
@@ -41,6 +49,9 @@ type Command struct {
 	KeyID  string      `json:"key_id,omitempty"`
 	Node   *NodeInfo   `json:"node,omitempty"`
 	NodeID string      `json:"node_id,omitempty"`
+
+	Schema       *theeye.Schema       `json:"schema,omitempty"`
+	Revalidation *theeye.Revalidation `json:"revalidation,omitempty"`
 }
 
 // NodeInfo is what the cluster knows of one member.

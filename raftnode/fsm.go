@@ -24,6 +24,7 @@ func (f fsm) Restore(rc io.ReadCloser) error      { return f.n.fsmRestore(rc) }
 // proposed the entry.
 type applyResult struct {
 	firstSeq uint64 // events entries: the seq of the entry's first event
+	value    any    // config entries: what the command produced, if anything
 	err      error  // a deterministic refusal (config), never an I/O error
 }
 
@@ -72,7 +73,7 @@ func (n *Node) fsmApply(l *raft.Log) any {
 		}
 		next := cur.clone()
 		next.Index = l.Index
-		refusal := next.apply(&cmd)
+		value, refusal := next.apply(&cmd, applyPos{index: l.Index, lastSeq: n.log.LastSeq()})
 		if refusal != nil {
 			// The state does not change, but its index moves on so a
 			// replay skips this entry too.
@@ -83,7 +84,7 @@ func (n *Node) fsmApply(l *raft.Log) any {
 			n.fatal(fmt.Errorf("apply config entry %d: %w", l.Index, err))
 			return applyResult{err: err}
 		}
-		return applyResult{err: refusal}
+		return applyResult{value: value, err: refusal}
 	default:
 		n.logger.Error("skipping entry of an unknown type", "index", l.Index, "type", b[1])
 		n.m.unknownEntries.Inc()

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -358,6 +359,84 @@ func (n *Node) ApplyConfig(ctx context.Context, cmd *Command) error {
 	}
 	_, err = n.apply(ctx, data)
 	return err
+}
+
+// PutSchema registers the next version of s's category + name and returns
+// it as the FSM numbered it. A schema that does not compile is a
+// *theeye.Error with code EInvalidRequest. Leader only.
+func (n *Node) PutSchema(ctx context.Context, s theeye.Schema) (theeye.Schema, error) {
+	data, err := encodeConfigEntry(&Command{Op: OpPutSchema, Schema: &s})
+	if err != nil {
+		return theeye.Schema{}, err
+	}
+	res, err := n.apply(ctx, data)
+	if err != nil {
+		return theeye.Schema{}, err
+	}
+	v, _ := res.value.(theeye.Schema)
+	return v, nil
+}
+
+// Revalidate records a revalidation request and returns it with its ID and
+// AtSeq. Every node's indexer runs it when it reaches AtSeq. Leader only.
+func (n *Node) Revalidate(ctx context.Context, r theeye.Revalidation) (theeye.Revalidation, error) {
+	data, err := encodeConfigEntry(&Command{Op: OpRevalidate, Revalidation: &r})
+	if err != nil {
+		return theeye.Revalidation{}, err
+	}
+	res, err := n.apply(ctx, data)
+	if err != nil {
+		return theeye.Revalidation{}, err
+	}
+	v, _ := res.value.(theeye.Revalidation)
+	return v, nil
+}
+
+// Schemas returns the latest version of every schema, ordered by category
+// and name.
+func (n *Node) Schemas() []theeye.Schema {
+	st := n.state.get()
+	out := make([]theeye.Schema, 0, len(st.Schemas))
+	for _, vs := range st.Schemas {
+		if len(vs) > 0 {
+			out = append(out, vs[len(vs)-1])
+		}
+	}
+	slices.SortFunc(out, func(a, b theeye.Schema) int {
+		if c := cmpString(a.Category, b.Category); c != 0 {
+			return c
+		}
+		return cmpString(a.Name, b.Name)
+	})
+	return out
+}
+
+// SchemaVersions returns every version of category + name's schema, in
+// version order (nil when none). The slice is shared: do not modify it.
+func (n *Node) SchemaVersions(category, name string) []theeye.Schema {
+	return n.state.get().Schemas[schemaKey(category, name)]
+}
+
+// Revalidations returns the revalidation requests with ID > after, in ID
+// order. The slice is shared: do not modify it.
+func (n *Node) Revalidations(after uint64) []theeye.Revalidation {
+	rs := n.state.get().Revalidations
+	i, _ := slices.BinarySearchFunc(rs, after+1, func(r theeye.Revalidation, id uint64) int { return cmpUint(r.ID, id) })
+	return rs[i:]
+}
+
+// ConfigChanged returns a channel closed at the next change of the
+// replicated configuration.
+func (n *Node) ConfigChanged() <-chan struct{} { return n.state.changedCh() }
+
+func cmpUint(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
 }
 
 // apply is the one path to raft.Apply for single entries: it checks

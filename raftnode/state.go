@@ -22,21 +22,74 @@ type State struct {
 	Apps  map[string]theeye.App `json:"apps"`
 	Keys  map[string]theeye.Key `json:"keys"`
 	Nodes map[string]NodeInfo   `json:"nodes"`
+	// Schemas holds every version of every schema, by schemaKey(category,
+	// name), in version order. A slice is never appended to in place.
+	Schemas map[string][]theeye.Schema `json:"schemas,omitempty"`
+	// Revalidations holds every revalidation request, in ID order. They are
+	// kept so an index rebuilt from the log replays them at the same
+	// positions.
+	Revalidations []theeye.Revalidation `json:"revalidations,omitempty"`
 }
 
 func newState() *State {
-	return &State{Apps: map[string]theeye.App{}, Keys: map[string]theeye.Key{}, Nodes: map[string]NodeInfo{}}
+	return &State{Apps: map[string]theeye.App{}, Keys: map[string]theeye.Key{}, Nodes: map[string]NodeInfo{},
+		Schemas: map[string][]theeye.Schema{}}
 }
 
 func (s *State) clone() *State {
-	c := &State{Index: s.Index, Apps: maps.Clone(s.Apps), Keys: maps.Clone(s.Keys), Nodes: maps.Clone(s.Nodes)}
+	c := &State{Index: s.Index, Apps: maps.Clone(s.Apps), Keys: maps.Clone(s.Keys), Nodes: maps.Clone(s.Nodes),
+		Schemas: maps.Clone(s.Schemas), Revalidations: slices.Clip(s.Revalidations)}
+	if c.Schemas == nil {
+		c.Schemas = map[string][]theeye.Schema{}
+	}
 	return c
 }
 
+// schemaKey is the key of a schema's versions in State.Schemas.
+func schemaKey(category, name string) string { return category + "\x00" + name }
+
+// applyPos is where in the log a command is applied: its Raft index and the
+// log's last seq at that moment. Both are the same on every node.
+type applyPos struct {
+	index, lastSeq uint64
+}
+
 // apply changes the state by one command. A refused command (a duplicate
-// app, an unknown key) is a deterministic outcome: every node refuses it
-// the same way and the state does not change.
-func (s *State) apply(cmd *Command) error {
+// app, an unknown key, a schema that does not compile) is a deterministic
+// outcome: every node refuses it the same way and the state does not
+// change. result is what the proposer gets back (the registered schema,
+// the recorded revalidation).
+func (s *State) apply(cmd *Command, pos applyPos) (result any, err error) {
+	switch cmd.Op {
+	case OpPutSchema:
+		sc := cmd.Schema
+		if sc == nil || sc.Category == "" || sc.Name == "" {
+			return nil, theeye.Errorf(theeye.EInvalidRequest, "put_schema needs a category, a name and a schema")
+		}
+		if _, err := theeye.CompileSchema(sc.Schema); err != nil {
+			return nil, err
+		}
+		k := schemaKey(sc.Category, sc.Name)
+		v := *sc
+		v.Version = len(s.Schemas[k]) + 1
+		v.EffectiveSeq = pos.lastSeq
+		v.Index = pos.index
+		s.Schemas[k] = append(slices.Clip(s.Schemas[k]), v)
+		return v, nil
+	case OpRevalidate:
+		if cmd.Revalidation == nil {
+			return nil, theeye.Errorf(theeye.EInvalidRequest, "revalidate needs its parameters")
+		}
+		r := *cmd.Revalidation
+		r.ID = pos.index
+		r.AtSeq = pos.lastSeq
+		s.Revalidations = append(slices.Clip(s.Revalidations), r)
+		return r, nil
+	}
+	return nil, s.applyOther(cmd)
+}
+
+func (s *State) applyOther(cmd *Command) error {
 	switch cmd.Op {
 	case OpCreateApp:
 		if cmd.App == nil || cmd.Key == nil {
@@ -89,13 +142,14 @@ func (s *State) apply(cmd *Command) error {
 type stateStore struct {
 	path string
 
-	mu     sync.RWMutex
-	st     *State            // guarded by mu; replaced, never mutated in place
-	byHash map[string]string // key hash -> key id; guarded by mu
+	mu      sync.RWMutex
+	st      *State            // guarded by mu; replaced, never mutated in place
+	byHash  map[string]string // key hash -> key id; guarded by mu
+	changed chan struct{}     // closed and replaced at each set; guarded by mu
 }
 
 func openStateStore(dir string) (*stateStore, error) {
-	ss := &stateStore{path: filepath.Join(dir, "state.json")}
+	ss := &stateStore{path: filepath.Join(dir, "state.json"), changed: make(chan struct{})}
 	st := newState()
 	b, err := os.ReadFile(ss.path)
 	switch {
@@ -106,9 +160,7 @@ func openStateStore(dir string) (*stateStore, error) {
 		if err := json.Unmarshal(b, st); err != nil {
 			return nil, fmt.Errorf("decode %s: %w", ss.path, err)
 		}
-		if st.Apps == nil || st.Keys == nil || st.Nodes == nil {
-			st = &State{Index: st.Index, Apps: orEmpty(st.Apps), Keys: orEmpty(st.Keys), Nodes: orEmpty(st.Nodes)}
-		}
+		st.Apps, st.Keys, st.Nodes, st.Schemas = orEmpty(st.Apps), orEmpty(st.Keys), orEmpty(st.Nodes), orEmpty(st.Schemas)
 	}
 	ss.set(st)
 	return ss, nil
@@ -134,7 +186,16 @@ func (ss *stateStore) set(st *State) {
 	}
 	ss.mu.Lock()
 	ss.st, ss.byHash = st, byHash
+	close(ss.changed)
+	ss.changed = make(chan struct{})
 	ss.mu.Unlock()
+}
+
+// changedCh returns a channel closed at the next change of the state.
+func (ss *stateStore) changedCh() <-chan struct{} {
+	ss.mu.RLock()
+	defer ss.mu.RUnlock()
+	return ss.changed
 }
 
 // save writes st durably, then makes it current.
