@@ -251,7 +251,11 @@ func (s *Server) handleErrors(w http.ResponseWriter, r *http.Request, _ httprout
 	}
 	v := r.URL.Query()
 	q := index.ErrorQuery{From: p.from, To: p.to, Reason: v.Get("reason"), App: v.Get("app"),
-		Limit: p.limit, Cursor: p.cursor, Desc: p.desc}
+		Category: v.Get("category"), Name: v.Get("name"), Limit: p.limit, Cursor: p.cursor, Desc: p.desc}
+	if q.Name != "" && q.Category == "" {
+		s.writeError(w, r, theeye.Errorf(theeye.EInvalidParam, "name needs category: event types are category + name").WithDetail("parameter", "name"))
+		return
+	}
 	s.serveList(w, r, p, "errors", func(ctx context.Context, fn func([]byte) error) (string, error) {
 		return s.cfg.Index.Errors(ctx, q, fn)
 	})

@@ -32,6 +32,10 @@ type Node interface {
 	Stats() (raftnode.Stats, error)
 	AddVoter(ctx context.Context, info raftnode.NodeInfo) error
 	RemoveServer(ctx context.Context, id string) error
+	PutSchema(ctx context.Context, s theeye.Schema) (theeye.Schema, error)
+	Schemas() []theeye.Schema
+	SchemaVersions(category, name string) []theeye.Schema
+	Revalidate(ctx context.Context, r theeye.Revalidation) (theeye.Revalidation, error)
 }
 
 // Index is what the API needs of the local index (index.Index).
@@ -40,6 +44,8 @@ type Index interface {
 	WaitIndexed(ctx context.Context, seq uint64) error
 	Events(ctx context.Context, q index.EventQuery, fn func(event []byte) error) (string, error)
 	Errors(ctx context.Context, q index.ErrorQuery, fn func(record []byte) error) (string, error)
+	ErrorsSummary(ctx context.Context, from, to time.Time) (index.ErrorSummary, error)
+	WaitRevalidation(ctx context.Context, id uint64) (index.RevalidationResult, error)
 }
 
 // Config configures a Server.
@@ -133,6 +139,11 @@ func (s *Server) routeTable() []route {
 		{http.MethodGet, "/v1/events", s.auth(theeye.ScopeRead, s.handleEvents)},
 		{http.MethodGet, "/v1/sessions/:session_id/events", s.auth(theeye.ScopeRead, s.handleSessionEvents)},
 		{http.MethodGet, "/v1/errors", s.auth(theeye.ScopeRead, s.handleErrors)},
+		{http.MethodGet, "/v1/errors/summary", s.auth(theeye.ScopeRead, s.handleErrorsSummary)},
+		{http.MethodPost, "/v1/errors/revalidate", s.auth(theeye.ScopeAdmin, s.leaderOnly(s.handleRevalidate))},
+
+		{http.MethodPost, "/v1/schemas", s.auth(theeye.ScopeAdmin, s.leaderOnly(s.handlePutSchema))},
+		{http.MethodGet, "/v1/schemas", s.auth(theeye.ScopeAdmin, s.handleListSchemas)},
 
 		{http.MethodPost, "/v1/apps", s.auth(theeye.ScopeAdmin, s.leaderOnly(s.handleCreateApp))},
 		{http.MethodGet, "/v1/apps", s.auth(theeye.ScopeAdmin, s.handleListApps)},

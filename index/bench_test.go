@@ -99,6 +99,47 @@ func BenchmarkIndexBatch(b *testing.B) {
 			}
 		})
 	}
+	benchIndexBatchSchema(b)
+}
+
+// benchIndexBatchSchema measures what JSON Schema validation costs the
+// indexer: no checker, against a schema registered for every event type of
+// the synthetic log (decode data + validate, per event).
+// Run as BenchmarkIndexBatch/schema=none|all.
+func benchIndexBatchSchema(b *testing.B) {
+	const doc = `{"type":"object","required":["host","path"],"properties":{"host":{"type":"string"},"path":{"type":"string"},"element":{"type":"string"},"ms":{"type":"integer","minimum":0}}}`
+	for _, schemas := range []string{"none", "all"} {
+		b.Run("schema="+schemas, func(b *testing.B) {
+			src := newSynthSource(uint64(b.N), 50)
+			edit := func(cfg *Config) { cfg.BatchSize = 2048; cfg.CacheSize = 64 << 20 }
+			if schemas == "all" {
+				reg := newFakeRegistry()
+				for _, c := range []string{"page interaction", "form interaction", "commerce"} {
+					for _, n := range []string{"pageview", "cta click", "submit", "add to cart"} {
+						reg.put(c, n, doc, 0)
+					}
+				}
+				sch := NewSchemas(reg, true)
+				edit = func(cfg *Config) {
+					cfg.BatchSize = 2048
+					cfg.CacheSize = 64 << 20
+					cfg.Checker, cfg.Revalidator = sch, sch
+				}
+			}
+			ix := openTest(b, "", src, edit)
+			b.ReportAllocs()
+			b.ResetTimer()
+			start := time.Now()
+			if _, err := ix.IndexOnce(context.Background()); err != nil {
+				b.Fatal(err)
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "events/s")
+			if st := ix.Stats(); st.Events != uint64(b.N) {
+				b.Fatalf("stats %+v", st)
+			}
+		})
+	}
 }
 
 // BenchmarkPebbleLayout isolates the Pebble cost of the two layouts of

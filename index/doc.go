@@ -20,10 +20,13 @@
 //	'c'    | str(category) ts seq             | app                                     | valid events
 //	'n'    | str(category) str(name) ts seq   | app                                     | valid events
 //	't'    | ts seq                           | app                                     | valid events
-//	'x'    | ts(received_at) seq              | uvarint(reason mask) uvarint(len) app,  | invalid events
+//	'x'    | ts(received_at) seq              | uvarint(reason mask), then app,         | invalid events
+//	       |                                  | category, name (uvarint len + bytes),   |
 //	       |                                  | then the error record JSON              |
 //	'd'    | str(app) str(client id)          | seq, 16 bytes of SHA-256(raw event)     | events with a client "id"
-//	'm'    | str(name)                        | uint64 big-endian                       | version, cursor, counters
+//	'r'    | id (uint64 big-endian)           | checked, accepted, failing (3 x uint64) | revalidation requests run
+//	'm'    | str(name)                        | uint64 big-endian                       | version, cursor, counters,
+//	       |                                  |                                         | last revalidation run
 //
 // ts in s, c, n and t is the event's timestamp. Every time-ordered key ends
 // with (ts, seq), so a scan of one session, category, category and name, or
@@ -37,13 +40,32 @@
 //
 // The indexer reads up to Config.BatchSize events past its cursor from the
 // Source, judges each with theeye.ParseEvent against the envelope's
-// received_at (never the wall clock: invariant 3), drops (app, id)
-// duplicates in log order (invariant 7), and writes the keys, the new
+// received_at (never the wall clock: invariant 3), then with Config.Checker
+// (Schemas: the JSON Schema version in force at the event's seq, chosen by
+// the version's EffectiveSeq, so the verdict does not depend on when the
+// indexer runs), drops (app, id) retries in log order (invariant 7; the
+// same id with another raw payload is a duplicate_id_conflict error), and
+// writes the keys, the new
 // cursor (m "cursor") and the counters in one Pebble batch committed
 // NoSync (invariant 5: the log is the source of truth, so a crash loses at
 // most whole batches, which are indexed again). A valid event writes e, s,
 // c, n, t; an invalid one writes only x (invariant 6); a duplicate writes
 // nothing.
+//
+// # Revalidation
+//
+// A revalidation request is replicated config (raftnode records it with
+// its Raft index, the ID, and the log's last seq, AtSeq). The indexer
+// stops its batches at AtSeq, and when its cursor is exactly AtSeq runs
+// the request in a batch of its own: it judges the matching x records
+// again (events read back from the Source) against the schema versions
+// registered before the request's ID, turns those that pass into events
+// (e, s, c, n, t; x deleted), rewrites the reasons of those that still
+// fail, and writes r/<id>, m "revalidated" and the totals in the same
+// batch. The indexer reads Source.LastSeq before the requests, so it never
+// runs past a request it has not seen. Every node, and a rebuild from the
+// log, runs each request once at the same position against the same
+// schemas: the same result everywhere.
 //
 // # Queries
 //

@@ -34,12 +34,14 @@ type Source interface {
 }
 
 // Checker adds checks that theeye.ParseEvent does not do, such as the JSON
-// Schema registered for a category and name. It is called for every event
-// whose category, name and data parsed, and its reasons are added to those
+// Schema registered for a category and name (Schemas). It is called for
+// every event whose category, name and data parsed, with the event's seq
+// (the verdict must depend only on the event and its position in the log:
+// the schema version in force at seq), and its reasons are added to those
 // of ParseEvent. It must be safe to call from the indexer goroutine while
 // schemas change.
 type Checker interface {
-	Check(ev *theeye.Event) []theeye.Reason
+	Check(seq uint64, ev *theeye.Event) []theeye.Reason
 }
 
 // Config configures an Index.
@@ -49,10 +51,14 @@ type Config struct {
 	// Policy is what validation judges timestamps against. It must be the
 	// same on every node. The zero value allows no clock skew at all; the
 	// server passes theeye.DefaultPolicy() adjusted by its flags.
-	Policy    theeye.Policy
-	Checker   Checker // nil: no checks beyond ParseEvent
-	BatchSize int     // events per Pebble batch; default 2048
-	CacheSize int64   // block cache bytes; default 64 MiB
+	Policy  theeye.Policy
+	Checker Checker // nil: no checks beyond ParseEvent
+	// Revalidator, when set, gives the revalidation requests the indexer
+	// runs at their position in the log (usually the same *Schemas as
+	// Checker).
+	Revalidator Revalidator
+	BatchSize   int   // events per Pebble batch; default 2048
+	CacheSize   int64 // block cache bytes; default 64 MiB
 	// MemTableSize is the size of one Pebble memtable; default 64 MiB.
 	// Pebble charges memtables to the block cache, so the cache is created
 	// with CacheSize + 2*MemTableSize (the mutable memtable and one being
@@ -82,8 +88,11 @@ type Index struct {
 	// below it.
 	writeMu sync.Mutex
 	cursor  uint64 // last indexed seq, as committed
-	totals  Stats  // as committed
-	w       writer
+	// revalidated is the ID of the last revalidation request run, as
+	// committed.
+	revalidated uint64
+	totals      Stats // as committed
+	w           writer
 
 	// mu is held for reading by each indexer batch and each query chunk,
 	// and for writing by Close.
@@ -92,6 +101,7 @@ type Index struct {
 	done   chan struct{} // closed by Close
 
 	indexed    atomic.Uint64
+	revalDone  atomic.Uint64 // published revalidated
 	events     atomic.Uint64
 	errors     atomic.Uint64
 	duplicates atomic.Uint64
@@ -141,7 +151,7 @@ func Open(cfg Config) (*Index, error) {
 		done:   make(chan struct{}),
 		notify: make(chan struct{}),
 	}
-	ix.w.dedupe = make(map[string]struct{})
+	ix.w.dedupe = make(map[string][]byte)
 	if err := ix.loadMeta(); err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("open index %s: %w", cfg.Dir, err)
@@ -180,8 +190,21 @@ func (ix *Index) loadMeta() error {
 		}
 		version = layoutVersion
 	}
-	if version != layoutVersion {
-		return fmt.Errorf("index layout version %d, this build reads %d: rebuild the index from the log", version, layoutVersion)
+	if version > layoutVersion {
+		return fmt.Errorf("index layout version %d is newer than this build's (%d): run a newer build, or delete the index directory to rebuild it from the log", version, layoutVersion)
+	}
+	if version < layoutVersion {
+		// Everything in the index derives from the log and the replicated
+		// state (revalidations included), so an old layout is dropped and
+		// indexed again from seq 1.
+		ix.log.Warn("index has an older layout; rebuilding it from the log", "layout", version, "want", layoutVersion)
+		if err := ix.db.DeleteRange([]byte{0}, []byte{0xff}, pebble.Sync); err != nil {
+			return fmt.Errorf("drop index of layout %d: %w", version, err)
+		}
+		k := appendMetaKey(nil, metaVersion)
+		if err := ix.db.Set(k, binary.BigEndian.AppendUint64(nil, layoutVersion), pebble.Sync); err != nil {
+			return fmt.Errorf("write layout version: %w", err)
+		}
 	}
 	for _, f := range []struct {
 		name string
@@ -191,6 +214,7 @@ func (ix *Index) loadMeta() error {
 		{metaEvents, &ix.totals.Events},
 		{metaErrors, &ix.totals.Errors},
 		{metaDuplicates, &ix.totals.Duplicates},
+		{metaRevalidated, &ix.revalidated},
 	} {
 		if *f.dst, _, err = ix.getMeta(f.name); err != nil {
 			return err
@@ -279,6 +303,7 @@ func (ix *Index) WaitIndexed(ctx context.Context, seq uint64) error {
 // and wakes WaitIndexed. The caller holds writeMu (or is Open).
 func (ix *Index) publish() {
 	ix.indexed.Store(ix.cursor)
+	ix.revalDone.Store(ix.revalidated)
 	ix.events.Store(ix.totals.Events)
 	ix.errors.Store(ix.totals.Errors)
 	ix.duplicates.Store(ix.totals.Duplicates)

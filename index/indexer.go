@@ -14,8 +14,8 @@ import (
 // writer holds the indexer's per-batch state and reused buffers. It is
 // guarded by Index.writeMu.
 type writer struct {
-	batch  *pebble.Batch       // reused across batches (Reset), so its buffer is not grown again each time
-	dedupe map[string]struct{} // dedupe keys set earlier in the batch in hand
+	batch  *pebble.Batch     // reused across batches (Reset), so its buffer is not grown again each time
+	dedupe map[string][]byte // dedupe keys set earlier in the batch in hand -> their value
 	key    []byte
 	val    []byte
 	app    []byte
@@ -43,6 +43,10 @@ func (ix *Index) Run(ctx context.Context) error {
 	ix.log.Info("indexer started", "indexed_seq", ix.IndexedSeq())
 	for {
 		changed := ix.cfg.Source.Changed() // before reading, so no append is missed
+		var configChanged <-chan struct{}  // nil: never
+		if ix.cfg.Revalidator != nil {
+			configChanged = ix.cfg.Revalidator.ConfigChanged()
+		}
 		if _, err := ix.indexAvailable(ctx); err != nil {
 			if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
 				break
@@ -51,6 +55,7 @@ func (ix *Index) Run(ctx context.Context) error {
 		}
 		select {
 		case <-changed:
+		case <-configChanged:
 		case <-ctx.Done():
 		case <-ix.done:
 			return ErrClosed
@@ -104,7 +109,24 @@ func (ix *Index) indexBatch() (n int, advanced bool, err error) {
 
 	src := ix.cfg.Source
 	from := ix.cursor + 1
+	// LastSeq before the revalidation requests: a request applied before
+	// the append of any seq <= last is then visible (the FSM records it,
+	// then appends), so the batch cannot run past a request's AtSeq.
 	last := src.LastSeq()
+	var next *theeye.Revalidation
+	if ix.cfg.Revalidator != nil {
+		if rs := ix.cfg.Revalidator.Revalidations(ix.revalidated); len(rs) > 0 {
+			next = &rs[0]
+		}
+	}
+	if next != nil && next.AtSeq <= ix.cursor {
+		// Every event up to AtSeq is indexed and none after it: run it,
+		// in a batch of its own.
+		return ix.revalidateBatch(next)
+	}
+	if next != nil && next.AtSeq < last {
+		last = next.AtSeq // stop there; the request runs next
+	}
 	if last < from {
 		// Nothing new, or the log lost an unsynced tail that Raft is
 		// replaying: wait for it to catch up with the cursor.
@@ -199,53 +221,75 @@ func (ix *Index) indexEvent(b *pebble.Batch, seq uint64, env *theeye.Envelope) e
 	w := &ix.w
 	ev, reasons := theeye.ParseEvent(env.Raw, env.ReceivedTime(), ix.cfg.Policy)
 	if ix.cfg.Checker != nil && ev.Category != "" && ev.Name != "" && ev.Data != nil {
-		reasons = append(reasons, ix.cfg.Checker.Check(&ev)...)
+		reasons = append(reasons, ix.cfg.Checker.Check(seq, &ev)...)
 	}
 
 	// Invariant 7: an (app, id) already indexed, earlier in this batch or
-	// in Pebble, is a duplicate. Decided in log order, so every node and
-	// every replay decides the same.
+	// in Pebble, is a duplicate when the raw event is the same (a retry),
+	// and a duplicate_id_conflict error when it differs. Decided in log
+	// order, so every node and every replay decides the same.
 	if ev.ID != "" {
 		w.key = appendDedupeKey(w.key[:0], env.App, ev.ID)
-		dup, err := ix.seen(w.key)
+		prev, err := ix.seen(w.key)
 		if err != nil {
 			return err
 		}
-		if dup {
-			w.delta.duplicates++
-			return nil
-		}
-		w.dedupe[string(w.key)] = struct{}{}
-		w.val = appendDedupeValue(w.val[:0], seq, env.Raw)
-		if err := b.Set(w.key, w.val, nil); err != nil {
-			return fmt.Errorf("batch dedupe key: %w", err)
+		if prev != nil {
+			pseq, phash, err := decodeDedupeValue(prev)
+			if err != nil {
+				return fmt.Errorf("dedupe value of %q: %w", ev.ID, err)
+			}
+			if phash == eventHash(env.Raw) {
+				w.delta.duplicates++
+				return nil
+			}
+			reasons = append([]theeye.Reason{{Code: theeye.ReasonDuplicateIDConflict, Field: "/id",
+				Message: fmt.Sprintf("id %q was already used by this app for a different event (seq %d); an identical retry would be ignored", ev.ID, pseq)}},
+				reasons...)
+		} else {
+			w.val = appendDedupeValue(w.val[:0], seq, env.Raw)
+			w.dedupe[string(w.key)] = append([]byte(nil), w.val...)
+			if err := b.Set(w.key, w.val, nil); err != nil {
+				return fmt.Errorf("batch dedupe key: %w", err)
+			}
 		}
 	}
 
 	if len(reasons) > 0 {
 		w.delta.errors++
-		for _, r := range reasons {
-			i := len(reasonCodes)
-			for j, c := range reasonCodes {
-				if c == r.Code {
-					i = j
-					break
-				}
-			}
-			w.delta.reasons[i]++
-		}
-		w.key = appendErrorKey(w.key[:0], env.ReceivedAt, seq)
-		w.val = appendErrorHeader(w.val[:0], reasonMask(reasons), env.App)
-		w.val = appendErrorRecord(w.val, seq, env, &ev, reasons)
-		if err := b.Set(w.key, w.val, nil); err != nil {
-			return fmt.Errorf("batch error record: %w", err)
-		}
-		return nil
+		return ix.writeError(b, seq, env, &ev, reasons)
 	}
-
 	w.delta.events++
+	return ix.writeEvent(b, seq, env, &ev)
+}
+
+// writeError adds the error record of seq to b and counts its reasons.
+func (ix *Index) writeError(b *pebble.Batch, seq uint64, env *theeye.Envelope, ev *theeye.Event, reasons []theeye.Reason) error {
+	w := &ix.w
+	for _, r := range reasons {
+		i := len(reasonCodes)
+		for j, c := range reasonCodes {
+			if c == r.Code {
+				i = j
+				break
+			}
+		}
+		w.delta.reasons[i]++
+	}
+	w.key = appendErrorKey(w.key[:0], env.ReceivedAt, seq)
+	w.val = appendErrorHeader(w.val[:0], reasonMask(reasons), env.App, ev.Category, ev.Name)
+	w.val = appendErrorRecord(w.val, seq, env, ev, reasons)
+	if err := b.Set(w.key, w.val, nil); err != nil {
+		return fmt.Errorf("batch error record: %w", err)
+	}
+	return nil
+}
+
+// writeEvent adds the body and the pointers of a valid event to b.
+func (ix *Index) writeEvent(b *pebble.Batch, seq uint64, env *theeye.Envelope, ev *theeye.Event) error {
+	w := &ix.w
 	w.key = appendEventKey(w.key[:0], seq)
-	w.val = appendEvent(w.val[:0], seq, env, &ev)
+	w.val = appendEvent(w.val[:0], seq, env, ev)
 	if err := b.Set(w.key, w.val, nil); err != nil {
 		return fmt.Errorf("batch event body: %w", err)
 	}
@@ -271,18 +315,19 @@ func (ix *Index) indexEvent(b *pebble.Batch, seq uint64, env *theeye.Envelope) e
 	return nil
 }
 
-// seen reports whether dedupe key k was set earlier in this batch or is in
-// Pebble.
-func (ix *Index) seen(k []byte) (bool, error) {
-	if _, ok := ix.w.dedupe[string(k)]; ok {
-		return true, nil
+// seen returns the value of dedupe key k when it was set earlier in this
+// batch or is in Pebble, else nil.
+func (ix *Index) seen(k []byte) ([]byte, error) {
+	if v, ok := ix.w.dedupe[string(k)]; ok {
+		return v, nil
 	}
-	_, closer, err := ix.db.Get(k)
+	v, closer, err := ix.db.Get(k)
 	if errors.Is(err, pebble.ErrNotFound) {
-		return false, nil
+		return nil, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("read dedupe key: %w", err)
+		return nil, fmt.Errorf("read dedupe key: %w", err)
 	}
-	return true, closer.Close()
+	v = append([]byte(nil), v...)
+	return v, closer.Close()
 }

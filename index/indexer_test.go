@@ -21,6 +21,7 @@ import (
 // earlier client ids (some from another app).
 func mixedLog(src *fakeSource, n int, seed uint64) {
 	r := rand.New(rand.NewPCG(seed, 7))
+	sent := map[string][]byte{} // app/id -> first raw event
 	for i := range n {
 		recv := baseTime.Add(time.Duration(i) * time.Millisecond)
 		e := evt{
@@ -39,7 +40,16 @@ func mixedLog(src *fakeSource, n int, seed uint64) {
 		case 2:
 			e.Timestamp = baseTime.Add(time.Hour) // future
 		}
-		src.Append(mkEnv(app, recv, e.raw()))
+		raw := []byte(e.raw())
+		if e.ID != "" {
+			k := app + "/" + e.ID
+			if first, ok := sent[k]; !ok {
+				sent[k] = raw
+			} else if r.IntN(2) == 0 {
+				raw = first // a true retry; otherwise a duplicate_id_conflict
+			}
+		}
+		src.Append(mkEnv(app, recv, string(raw)))
 	}
 }
 
@@ -194,7 +204,7 @@ func TestDedupe(t *testing.T) {
 		mkEnv("web", baseTime, e.raw()),                                                                // 2: duplicate in the same batch
 		mkEnv("mobile", baseTime, e.raw()),                                                             // 3: same id, another app: indexed
 		mkEnv("web", baseTime.Add(time.Second), e.raw()),                                               // 4: duplicate in a later batch
-		mkEnv("web", baseTime, strings.Replace(e.raw(), `{"k":1}`, `{}`, 1)),                           // 5: same id, invalid: still a duplicate
+		mkEnv("web", baseTime, strings.Replace(e.raw(), `{"k":1}`, `{}`, 1)),                           // 5: same id, another payload: duplicate_id_conflict
 		mkEnv("web", baseTime, evt{ID: "bad-1", Session: "s", Category: "c", Name: "n"}.raw()),         // 6: invalid, new id
 		mkEnv("web", baseTime, evt{ID: "bad-1", Session: "s", Category: "c", Name: "n"}.raw()),         // 7: its retry
 		mkEnv("web", baseTime, evt{Session: "s", Category: "c", Name: "n", Timestamp: baseTime}.raw()), // 8: no id
@@ -206,10 +216,13 @@ func TestDedupe(t *testing.T) {
 		t.Errorf("indexed %v, want [1 3 8 9]", got)
 	}
 	recs, _ := errorRecords(t, ix, ErrorQuery{})
-	if len(recs) != 1 || recs[0].Seq != 6 || recs[0].ID != "bad-1" {
-		t.Errorf("errors %+v, want only seq 6", recs)
+	if len(recs) != 2 || recs[0].Seq != 5 || recs[1].Seq != 6 || recs[1].ID != "bad-1" {
+		t.Fatalf("errors %+v, want seqs 5 and 6", recs)
 	}
-	if st := ix.Stats(); st != (Stats{IndexedSeq: 9, Events: 4, Errors: 1, Duplicates: 4}) {
+	if r := recs[0].Reasons[0]; r.Code != theeye.ReasonDuplicateIDConflict || r.Field != "/id" || !strings.Contains(r.Message, "seq 1") {
+		t.Errorf("seq 5: reason %+v, want duplicate_id_conflict naming seq 1", r)
+	}
+	if st := ix.Stats(); st != (Stats{IndexedSeq: 9, Events: 4, Errors: 2, Duplicates: 3}) {
 		t.Errorf("stats %+v", st)
 	}
 	if gs[0].ID != "x-1" || gs[1].ID != "x-1" || gs[1].App != "mobile" {

@@ -22,6 +22,7 @@ const (
 	ksError   byte = 'x' // x received_at seq -> error header + record
 	ksDedupe  byte = 'd' // d app id -> seq + hash
 	ksMeta    byte = 'm' // m name -> value
+	ksReval   byte = 'r' // r id -> revalidation result
 )
 
 // String encoding: 0x00 is escaped as 0x00 0xFF and the string ends with
@@ -276,6 +277,11 @@ func decodeDedupeKey(k []byte) (app, id string, err error) {
 		return "", "", errTrailing
 	}
 	return app, id, nil
+}
+
+// revalidationKey is r/<id>.
+func appendRevalidationKey(dst []byte, id uint64) []byte {
+	return appendUint64(append(dst, ksReval), id)
 }
 
 // metaKey is m/<name>.

@@ -15,6 +15,9 @@ type metrics struct {
 	duplicates prometheus.Counter
 	errors     *prometheus.CounterVec // by reason code: an event with two reasons counts twice
 	batch      prometheus.Histogram
+	// revalidated counts the failed events revalidations judged again, by
+	// outcome (accepted, failing).
+	revalidated *prometheus.CounterVec
 }
 
 func newMetrics(lag func() float64) *metrics {
@@ -44,6 +47,10 @@ func newMetrics(lag func() float64) *metrics {
 			Help:    "Time to read, validate, render and commit one indexer batch.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14), // 0.5 ms .. ~4 s
 		}),
+		revalidated: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "theeye_indexer_revalidated_total",
+			Help: "Failed events judged again by revalidation requests, by outcome (accepted, failing).",
+		}, []string{"outcome"}),
 	}
 	for _, c := range reasonCodes {
 		m.errors.WithLabelValues(c) // export zeros for every known reason
@@ -52,7 +59,7 @@ func newMetrics(lag func() float64) *metrics {
 }
 
 func (m *metrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.indexedSeq, m.lag, m.events, m.duplicates, m.errors, m.batch}
+	return []prometheus.Collector{m.indexedSeq, m.lag, m.events, m.duplicates, m.errors, m.batch, m.revalidated}
 }
 
 // register registers every collector on r, undoing the ones already

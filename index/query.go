@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -29,6 +31,8 @@ type ErrorQuery struct {
 	From, To time.Time // on received_at; zero = unbounded; From inclusive, To exclusive
 	Reason   string    // filter: a reason code of theeye (e.g. theeye.ReasonMissingField)
 	App      string    // filter
+	Category string    // filter: the event's category, as far as it parsed
+	Name     string    // filter: the event's name; requires Category
 	Limit    int       // 0 = no limit
 	Cursor   string    // opaque, from a previous page
 	Desc     bool
@@ -105,18 +109,21 @@ func (ix *Index) Errors(ctx context.Context, q ErrorQuery, fn func(record []byte
 		}
 		mask = bit
 	}
+	if q.Name != "" && q.Category == "" {
+		return "", theeye.Errorf(theeye.EInvalidParam, "name %q needs a category", q.Name)
+	}
 	sc := scan{ks: ksError, desc: q.Desc, limit: q.Limit, cursor: q.Cursor}
 	sc.lower, sc.upper, sc.empty = timeRange([]byte{ksError}, q.From, q.To)
-	app := q.App
+	f := errorFilter{mask: mask, app: q.App, category: q.Category, name: q.Name}
 	sc.keep = func(_, v []byte) bool {
-		m, a, _, err := decodeErrorValue(v)
+		h, _, err := decodeErrorValue(v)
 		if err != nil {
 			return true // emit reports it
 		}
-		return (mask == 0 || m&mask != 0) && (app == "" || string(a) == app)
+		return f.match(&h)
 	}
 	sc.emit = func(k, v []byte) error {
-		_, _, rec, err := decodeErrorValue(v)
+		_, rec, err := decodeErrorValue(v)
 		if err != nil {
 			return fmt.Errorf("error record of seq %d: %w", seqOfKey(k), err)
 		}
@@ -127,6 +134,89 @@ func (ix *Index) Errors(ctx context.Context, q ErrorQuery, fn func(record []byte
 		return "", fmt.Errorf("errors query: %w", err)
 	}
 	return next, nil
+}
+
+// errorFilter is what an errors query or a revalidation selects, besides
+// the received_at range.
+type errorFilter struct {
+	mask                uint64 // 0: any reason
+	app, category, name string // "": any
+}
+
+func (f *errorFilter) match(h *errorHeader) bool {
+	return (f.mask == 0 || h.mask&f.mask != 0) &&
+		(f.app == "" || string(h.app) == f.app) &&
+		(f.category == "" || string(h.category) == f.category) &&
+		(f.name == "" || string(h.name) == f.name)
+}
+
+// ErrorSummary counts the failed events received in a time range, for a
+// monitoring view.
+type ErrorSummary struct {
+	Total    uint64            `json:"total"`
+	ByReason map[string]uint64 `json:"by_reason"` // an event counts once per distinct reason code
+	ByType   []TypeCount       `json:"by_type"`   // ordered by count, then category and name
+}
+
+// TypeCount is the number of failed events of one event type.
+type TypeCount struct {
+	Category string `json:"category"`
+	Name     string `json:"name"`
+	Count    uint64 `json:"count"`
+}
+
+// ErrorsSummary counts the failed events with received_at in [from, to)
+// (zero: unbounded) by reason and by event type, reading only the headers
+// of the error records.
+func (ix *Index) ErrorsSummary(ctx context.Context, from, to time.Time) (ErrorSummary, error) {
+	sum := ErrorSummary{ByReason: map[string]uint64{}, ByType: []TypeCount{}}
+	byType := map[[2]string]uint64{}
+	sc := scan{ks: ksError}
+	sc.lower, sc.upper, sc.empty = timeRange([]byte{ksError}, from, to)
+	var bad error
+	sc.keep = func(k, v []byte) bool {
+		h, _, err := decodeErrorValue(v)
+		if err != nil {
+			if bad == nil {
+				bad = fmt.Errorf("error record of seq %d: %w", seqOfKey(k), err)
+			}
+			return false
+		}
+		sum.Total++
+		for i, c := range reasonCodes {
+			if h.mask&(1<<i) != 0 {
+				sum.ByReason[c]++
+			}
+		}
+		if h.mask&(1<<otherReasonBit) != 0 {
+			sum.ByReason["other"]++
+		}
+		byType[[2]string{string(h.category), string(h.name)}]++
+		return false
+	}
+	sc.emit = func(_, _ []byte) error { return nil }
+	if _, err := ix.scan(ctx, &sc); err != nil {
+		return ErrorSummary{}, fmt.Errorf("errors summary: %w", err)
+	}
+	if bad != nil {
+		return ErrorSummary{}, fmt.Errorf("errors summary: %w", bad)
+	}
+	for t, n := range byType {
+		sum.ByType = append(sum.ByType, TypeCount{Category: t[0], Name: t[1], Count: n})
+	}
+	slices.SortFunc(sum.ByType, func(a, b TypeCount) int {
+		if a.Count != b.Count {
+			if a.Count > b.Count {
+				return -1
+			}
+			return 1
+		}
+		if c := strings.Compare(a.Category, b.Category); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Name, b.Name)
+	})
+	return sum, nil
 }
 
 // scan is one bounded range scan over a time-ordered keyspace.

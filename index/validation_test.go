@@ -109,7 +109,7 @@ func TestValidation_Determinism(t *testing.T) {
 // checker is a Checker that rejects one name.
 type checker struct{}
 
-func (checker) Check(ev *theeye.Event) []theeye.Reason {
+func (checker) Check(_ uint64, ev *theeye.Event) []theeye.Reason {
 	if ev.Name == "bad" {
 		return []theeye.Reason{{Code: theeye.ReasonSchemaViolation, Field: "/data/k", Message: "k must be a string"}}
 	}

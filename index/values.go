@@ -26,9 +26,13 @@ var reasonCodes = [...]string{
 	theeye.ReasonSchemaViolation,
 	theeye.ReasonUnknownEventType,
 	theeye.ReasonInvalidJSON,
+	theeye.ReasonDuplicateIDConflict,
 }
 
 const otherReasonBit = 63
+
+// ReasonCodes returns the reason codes the index knows (and filters on).
+func ReasonCodes() []string { return append([]string(nil), reasonCodes[:]...) }
 
 // reasonBit returns the mask bit of a reason code and whether it is known.
 func reasonBit(code string) (uint64, bool) {
@@ -52,27 +56,44 @@ func reasonMask(reasons []theeye.Reason) uint64 {
 
 var errBadValue = errors.New("malformed value")
 
-// appendErrorHeader appends the header of an x value: uvarint reason mask,
-// uvarint app length, app. The record JSON follows it.
-func appendErrorHeader(dst []byte, mask uint64, app string) []byte {
-	dst = binary.AppendUvarint(dst, mask)
-	dst = binary.AppendUvarint(dst, uint64(len(app)))
-	return append(dst, app...)
+// errorHeader is the part of an x value that filters read without parsing
+// the record JSON.
+type errorHeader struct {
+	mask           uint64
+	app            []byte
+	category, name []byte // of the event, as far as they parsed ("" otherwise)
 }
 
-// decodeErrorValue splits an x value into its header fields and the record.
-func decodeErrorValue(v []byte) (mask uint64, app, record []byte, err error) {
+// appendErrorHeader appends the header of an x value: uvarint reason mask,
+// then app, category and name, each as uvarint length + bytes. The record
+// JSON follows it.
+func appendErrorHeader(dst []byte, mask uint64, app, category, name string) []byte {
+	dst = binary.AppendUvarint(dst, mask)
+	for _, s := range [...]string{app, category, name} {
+		dst = binary.AppendUvarint(dst, uint64(len(s)))
+		dst = append(dst, s...)
+	}
+	return dst
+}
+
+// decodeErrorValue splits an x value into its header and the record.
+func decodeErrorValue(v []byte) (h errorHeader, record []byte, err error) {
 	mask, n := binary.Uvarint(v)
 	if n <= 0 {
-		return 0, nil, nil, errBadValue
+		return h, nil, errBadValue
 	}
+	h.mask = mask
 	v = v[n:]
-	l, n := binary.Uvarint(v)
-	if n <= 0 || l > uint64(len(v)-n) {
-		return 0, nil, nil, errBadValue
+	for _, dst := range [...]*[]byte{&h.app, &h.category, &h.name} {
+		l, n := binary.Uvarint(v)
+		if n <= 0 || l > uint64(len(v)-n) {
+			return h, nil, errBadValue
+		}
+		v = v[n:]
+		*dst = v[:l:l]
+		v = v[l:]
 	}
-	v = v[n:]
-	return mask, v[:l], v[l:], nil
+	return h, v, nil
 }
 
 // eventHashLen is the length of the hash of the raw event kept in a dedupe
@@ -81,9 +102,16 @@ const eventHashLen = 16
 
 // appendDedupeValue appends seq and the first 16 bytes of SHA-256(raw).
 func appendDedupeValue(dst []byte, seq uint64, raw []byte) []byte {
-	sum := sha256.Sum256(raw)
+	sum := eventHash(raw)
 	dst = binary.BigEndian.AppendUint64(dst, seq)
-	return append(dst, sum[:eventHashLen]...)
+	return append(dst, sum[:]...)
+}
+
+// eventHash is the hash of a raw event kept in its dedupe value.
+func eventHash(raw []byte) (h [eventHashLen]byte) {
+	sum := sha256.Sum256(raw)
+	copy(h[:], sum[:eventHashLen])
+	return h
 }
 
 // decodeDedupeValue is the twin of appendDedupeValue.
@@ -102,8 +130,33 @@ const (
 	metaEvents     = "events"     // events indexed
 	metaErrors     = "errors"     // events that failed validation
 	metaDuplicates = "duplicates" // events skipped as duplicates
+	// metaRevalidated is the ID of the last revalidation request run.
+	metaRevalidated = "revalidated"
 )
 
 // layoutVersion is the key and value layout this package writes. Open
-// refuses a database with another one.
-const layoutVersion = 1
+// rebuilds a database of an older layout from the log (the index holds
+// nothing the log and the replicated state cannot give again) and refuses
+// one of a newer layout.
+//
+//	1: first layout
+//	2: x header carries category and name; r keyspace; duplicate_id_conflict
+const layoutVersion = 2
+
+// revalidationResult is the value of r/<id>: what a revalidation did.
+type revalidationResult struct {
+	Checked, Accepted, Failing uint64
+}
+
+func appendRevalidationResult(dst []byte, r revalidationResult) []byte {
+	dst = binary.BigEndian.AppendUint64(dst, r.Checked)
+	dst = binary.BigEndian.AppendUint64(dst, r.Accepted)
+	return binary.BigEndian.AppendUint64(dst, r.Failing)
+}
+
+func decodeRevalidationResult(v []byte) (revalidationResult, error) {
+	if len(v) != 24 {
+		return revalidationResult{}, errBadValue
+	}
+	return revalidationResult{binary.BigEndian.Uint64(v), binary.BigEndian.Uint64(v[8:]), binary.BigEndian.Uint64(v[16:])}, nil
+}

@@ -96,9 +96,7 @@ func (m *Main) Run(ctx context.Context) error {
 		m.Logger = l
 	}
 	switch cfg.UnknownTypes {
-	case "accept":
-	case "reject":
-		return errors.New("--unknown-types=reject needs the schema registry, which this version does not have yet")
+	case "accept", "reject":
 	default:
 		return fmt.Errorf("--unknown-types %q: want accept or reject", cfg.UnknownTypes)
 	}
@@ -185,13 +183,18 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 
 	policy := theeye.Policy{MaxClockSkew: cfg.MaxClockSkew, MaxEventAge: cfg.MaxEventAge}
+	// The schema registry is Raft-replicated state; the index reads it
+	// through its own SchemaSource interface, which the node satisfies.
+	schemas := index.NewSchemas(m.node, cfg.UnknownTypes == "reject")
 	m.index, err = index.Open(index.Config{
-		Dir:        filepath.Join(cfg.DataDir, "index"),
-		Source:     m.log,
-		Policy:     policy,
-		CacheSize:  cfg.CacheSize,
-		Logger:     m.Logger,
-		Registerer: reg,
+		Dir:         filepath.Join(cfg.DataDir, "index"),
+		Source:      m.log,
+		Checker:     schemas,
+		Revalidator: schemas,
+		Policy:      policy,
+		CacheSize:   cfg.CacheSize,
+		Logger:      m.Logger,
+		Registerer:  reg,
 	})
 	if err != nil {
 		return fmt.Errorf("open index: %w", err)
