@@ -6,7 +6,7 @@ VERSION   := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -s -w -X main.version=$(VERSION)
 FUZZTIME  ?= 30s
 
-.PHONY: run build test test-short lint fuzz bench check clean cluster docker compose-up
+.PHONY: run build test test-deps test-short lint fuzz bench check clean cluster docker compose-up
 
 ## run: a single node with data in ./theeye-data on 127.0.0.1:8080; prints where it listens and the admin key
 run: build
@@ -17,8 +17,15 @@ build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/theeye ./cmd/theeye
 
 ## test: lint, then every test with the race detector (what .ci/run runs)
-test: lint
+test: lint test-deps
 	$(GO) test -race -count=1 -timeout 25m ./...
+
+## test-deps: what the tests need beyond Go: Debian's chromium for the docs page test
+test-deps:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
+	  else echo "chromium is not installed: the browser test will skip (apt-get install chromium)"; fi; }
 
 ## test-short: the fast unit tests only
 test-short:

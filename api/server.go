@@ -41,6 +41,7 @@ type Node interface {
 // Index is what the API needs of the local index (index.Index).
 type Index interface {
 	IndexedSeq() uint64
+	Stats() index.Stats
 	WaitIndexed(ctx context.Context, seq uint64) error
 	Events(ctx context.Context, q index.EventQuery, fn func(event []byte) error) (string, error)
 	Errors(ctx context.Context, q index.ErrorQuery, fn func(record []byte) error) (string, error)
@@ -160,6 +161,7 @@ func (s *Server) routeTable() []route {
 		{http.MethodGet, "/readyz", s.handleReadyz},
 		{http.MethodGet, "/metrics", func(w http.ResponseWriter, r *http.Request, _ httprouter.Params) { s.metricsHandler().ServeHTTP(w, r) }},
 		{http.MethodGet, "/openapi.json", s.handleOpenAPI},
+		{http.MethodGet, "/status", s.handleStatus},
 		{http.MethodGet, "/", s.handleIndexPage},
 	}
 }
