@@ -582,3 +582,45 @@ func TestJoinNeedsTheClusterKey(t *testing.T) {
 		t.Fatalf("the cluster has %d members after refused joins", len(v.Nodes))
 	}
 }
+
+// TestRemoveAndReplaceNode: DELETE /v1/cluster/nodes/{id} through a
+// follower removes a member; the two left keep writing; a new node joins
+// in its place and ends with every event.
+func TestRemoveAndReplaceNode(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow")
+	}
+	c := startCluster(t, 3, false)
+	key := c.nodes[0].createApp("web")
+	lead := c.leader()
+	var follower, victim *proc
+	for _, p := range c.nodes {
+		if p == lead {
+			continue
+		}
+		if follower == nil {
+			follower = p
+		} else {
+			victim = p
+		}
+	}
+	vid := fmt.Sprintf("n%d", slices.Index(c.nodes, victim)+1)
+	st, b, _ := do(t, "DELETE", follower.URL+"/v1/cluster/nodes/"+vid, testAdminKey, "", nil)
+	if st != 200 {
+		t.Fatalf("remove %s: %d %s", vid, st, b)
+	}
+	victim.stop()
+	c.nodes = slices.DeleteFunc(c.nodes, func(p *proc) bool { return p == victim })
+	c.waitMembers(2)
+	a := follower.post(key, "application/json", []byte(exPageview))
+
+	p := &proc{t: t, dataDir: t.TempDir(), httpP: freePort(t), raftP: freePort(t),
+		args: []string{"--node-id", "n4", "--cluster-key", testClusterKey, "--join", follower.URL}}
+	t.Cleanup(p.kill9)
+	p.start()
+	c.nodes = append(c.nodes, p)
+	c.waitMembers(3)
+	if pg := p.get(fmt.Sprintf("/v1/sessions/%s/events?min_seq=%d&wait=30s", exSession, a.Seq)); len(pg.Events) != 1 {
+		t.Fatalf("the new node holds %d events, want 1", len(pg.Events))
+	}
+}
