@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -102,13 +103,8 @@ func freePort() (int, error) {
 // and waits until it is ready.
 func newNode(dataDir string) (*node, error) {
 	n := &node{dataDir: dataDir}
-	var err error
-	if n.httpP, err = freePort(); err != nil {
-		return nil, err
-	}
-	if n.raftP, err = freePort(); err != nil {
-		return nil, err
-	}
+	// Ports 0: the kernel picks them (picking them here races with other
+	// test processes); start records them for restarts.
 	if err := n.start(); err != nil {
 		n.kill9()
 		return nil, err
@@ -142,7 +138,7 @@ func (n *node) start() error {
 	}
 	n.done = make(chan struct{})
 	go func() { n.cmd.Wait(); close(n.done) }()
-	re := regexp.MustCompile(`msg="theeye listening" http=(\S+)`)
+	re := regexp.MustCompile(`msg="theeye listening" http=(\S+) raft=\S+ raft_listen=\S+:(\d+)`)
 	err := poll(60*time.Second, func() error {
 		select {
 		case <-n.done:
@@ -154,6 +150,9 @@ func (n *node) start() error {
 			return errors.New("no listening line yet")
 		}
 		n.URL = "http://" + m[1]
+		_, port, _ := net.SplitHostPort(m[1])
+		n.httpP, _ = strconv.Atoi(port)
+		n.raftP, _ = strconv.Atoi(m[2])
 		return nil
 	})
 	if err != nil {

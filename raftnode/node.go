@@ -120,6 +120,7 @@ type Node struct {
 	trans    *raft.NetworkTransport
 	logStore *LogStore
 	raftAddr string
+	raftBind string // the address the Raft listener is bound to
 	// appliedSeq is the last seq the FSM appended to log/.
 	appliedSeq atomic.Uint64
 
@@ -204,6 +205,7 @@ func (n *Node) openRaft() error {
 		Stream: stream, MaxPool: 3, Timeout: 10 * time.Second, Logger: newHCLog(n.logger),
 	})
 	n.raftAddr = string(n.trans.LocalAddr())
+	n.raftBind = stream.ln.Addr().String()
 
 	existing, err := raft.HasExistingState(n.logStore, n.logStore, snaps)
 	if err != nil {
@@ -271,6 +273,10 @@ func (n *Node) ID() string { return n.cfg.NodeID }
 // RaftAddr returns the Raft address this node listens on (resolved when
 // the configured port was 0).
 func (n *Node) RaftAddr() string { return n.raftAddr }
+
+// RaftListenAddr returns the address the Raft listener is bound to (the
+// real port when the configured one was 0).
+func (n *Node) RaftListenAddr() string { return n.raftBind }
 
 // IsLeader reports whether this node is the leader now.
 func (n *Node) IsLeader() bool { return n.raft.State() == raft.Leader }

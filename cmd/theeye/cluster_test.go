@@ -23,27 +23,33 @@ const testClusterKey = "test-cluster-key"
 // off: every node advertises its proxy's address, and dials from its own
 // loopback IP (127.0.0.1x), so a proxy can tell who is calling.
 type raftProxy struct {
-	ln     net.Listener
-	target string
+	ln net.Listener
 
 	mu      sync.Mutex
+	target  string          // the node's Raft listener, once it is known
 	down    bool            // refuse every connection (the node behind is cut off)
 	blocked map[string]bool // refuse connections from these source IPs
 	conns   map[net.Conn]string
 }
 
-func newRaftProxy(t *testing.T, ip, target string) *raftProxy {
+func newRaftProxy(t *testing.T, ip string) *raftProxy {
 	ln, err := net.Listen("tcp", ip+":0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &raftProxy{ln: ln, target: target, blocked: map[string]bool{}, conns: map[net.Conn]string{}}
+	p := &raftProxy{ln: ln, blocked: map[string]bool{}, conns: map[net.Conn]string{}}
 	go p.serve()
 	t.Cleanup(func() { ln.Close(); p.cut(func(string) bool { return true }) })
 	return p
 }
 
 func (p *raftProxy) addr() string { return p.ln.Addr().String() }
+
+func (p *raftProxy) setTarget(target string) {
+	p.mu.Lock()
+	p.target = target
+	p.mu.Unlock()
+}
 
 func (p *raftProxy) serve() {
 	for {
@@ -53,13 +59,14 @@ func (p *raftProxy) serve() {
 		}
 		src, _, _ := net.SplitHostPort(c.RemoteAddr().String())
 		p.mu.Lock()
-		refuse := p.down || p.blocked[src]
+		refuse := p.down || p.blocked[src] || p.target == ""
+		target := p.target
 		p.mu.Unlock()
 		if refuse {
 			c.Close()
 			continue
 		}
-		up, err := net.DialTimeout("tcp", p.target, 2*time.Second)
+		up, err := net.DialTimeout("tcp", target, 2*time.Second)
 		if err != nil {
 			c.Close()
 			continue
@@ -111,10 +118,11 @@ func startCluster(t *testing.T, n int, proxies bool, extra ...string) *testClust
 		if proxies {
 			ip = fmt.Sprintf("127.0.0.%d", 10+i)
 		}
-		p := &proc{t: t, dataDir: filepath.Join(t.TempDir(), fmt.Sprintf("n%d", i)), httpP: freePort(t), raftP: freePort(t), raftHost: ip}
+		p := &proc{t: t, dataDir: filepath.Join(t.TempDir(), fmt.Sprintf("n%d", i)), raftHost: ip}
 		p.args = append([]string{"--node-id", fmt.Sprintf("n%d", i), "--cluster-key", testClusterKey}, extra...)
 		if proxies {
-			px := newRaftProxy(t, fmt.Sprintf("127.0.0.%d", 20+i), fmt.Sprintf("%s:%d", ip, p.raftP))
+			px := newRaftProxy(t, fmt.Sprintf("127.0.0.%d", 20+i))
+			p.onListen = func(p *proc) { px.setTarget(fmt.Sprintf("%s:%d", ip, p.raftP)) }
 			c.proxies = append(c.proxies, px)
 			p.args = append(p.args, "--advertise-raft", px.addr())
 		}
@@ -566,7 +574,7 @@ func TestJoinNeedsTheClusterKey(t *testing.T) {
 	if st != 403 {
 		t.Fatalf("forwarded request with a wrong key: %d %s, want 403", st, b)
 	}
-	p := &proc{t: t, dataDir: t.TempDir(), httpP: freePort(t), raftP: freePort(t),
+	p := &proc{t: t, dataDir: t.TempDir(),
 		args: []string{"--node-id", "n2", "--cluster-key", "wrong", "--join", c.nodes[0].URL}}
 	p.startNoWait()
 	t.Cleanup(p.kill9)
@@ -614,7 +622,7 @@ func TestRemoveAndReplaceNode(t *testing.T) {
 	c.waitMembers(2)
 	a := follower.post(key, "application/json", []byte(exPageview))
 
-	p := &proc{t: t, dataDir: t.TempDir(), httpP: freePort(t), raftP: freePort(t),
+	p := &proc{t: t, dataDir: t.TempDir(),
 		args: []string{"--node-id", "n4", "--cluster-key", testClusterKey, "--join", follower.URL}}
 	t.Cleanup(p.kill9)
 	p.start()

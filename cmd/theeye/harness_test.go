@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -53,6 +54,7 @@ type proc struct {
 	raftP    int
 	raftHost string // default 127.0.0.1
 	https    bool
+	onListen func(*proc) // called once the ports are known
 	cmd      *exec.Cmd
 	out      *syncBuffer
 	done     chan struct{}
@@ -90,7 +92,7 @@ func freePort(t *testing.T) int {
 // until it is ready.
 func startNode(t *testing.T, dataDir string, extra ...string) *proc {
 	t.Helper()
-	p := &proc{t: t, dataDir: dataDir, args: extra, httpP: freePort(t), raftP: freePort(t)}
+	p := &proc{t: t, dataDir: dataDir, args: extra}
 	p.start()
 	t.Cleanup(func() { p.kill9() })
 	return p
@@ -110,6 +112,9 @@ func (p *proc) startNoWait() {
 	if host == "" {
 		host = "127.0.0.1"
 	}
+	// Port 0 on the first start: the kernel picks free ports (picking them
+	// here and passing them on races with other test processes); a restart
+	// reuses the ports the first start reported.
 	args := append([]string{"serve",
 		"--data-dir", p.dataDir,
 		"--http", fmt.Sprintf("127.0.0.1:%d", p.httpP),
@@ -129,7 +134,7 @@ func (p *proc) startNoWait() {
 func (p *proc) waitReady() {
 	t := p.t
 	t.Helper()
-	re := regexp.MustCompile(`msg="theeye listening" http=(\S+)`)
+	re := regexp.MustCompile(`msg="theeye listening" http=(\S+) raft=\S+ raft_listen=\S+:(\d+)`)
 	waitFor(t, 60*time.Second, "theeye to listen", func() error {
 		select {
 		case <-p.done:
@@ -141,6 +146,12 @@ func (p *proc) waitReady() {
 			return fmt.Errorf("no listening line yet")
 		}
 		p.URL = "http://" + m[1]
+		_, port, _ := net.SplitHostPort(m[1])
+		p.httpP, _ = strconv.Atoi(port)
+		p.raftP, _ = strconv.Atoi(m[2])
+		if p.onListen != nil {
+			p.onListen(p)
+		}
 		if p.https {
 			p.URL = "https://" + m[1]
 		}

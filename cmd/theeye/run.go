@@ -247,7 +247,7 @@ func (m *Main) Run(ctx context.Context) error {
 		}()
 	}
 
-	m.Logger.Info("theeye listening", "http", m.ln.Addr().String(), "raft", m.node.RaftAddr(),
+	m.Logger.Info("theeye listening", "http", m.ln.Addr().String(), "raft", m.node.RaftAddr(), "raft_listen", m.node.RaftListenAddr(),
 		"node", cfg.NodeID, "data_dir", cfg.DataDir, "version", version)
 	keyFile := filepath.Join(cfg.DataDir, "admin.key")
 	switch {

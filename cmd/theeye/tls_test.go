@@ -75,7 +75,7 @@ func TestTLSCluster(t *testing.T) {
 
 	c := &testCluster{t: t}
 	for i := 1; i <= 3; i++ {
-		p := &proc{t: t, dataDir: t.TempDir(), httpP: freePort(t), raftP: freePort(t), https: true}
+		p := &proc{t: t, dataDir: t.TempDir(), https: true}
 		p.args = []string{"--node-id", fmt.Sprintf("n%d", i), "--cluster-key", testClusterKey,
 			"--tls-cert", certFile, "--tls-key", keyFile, "--tls-ca", caFile}
 		if i > 1 {
