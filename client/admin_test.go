@@ -85,11 +85,47 @@ func TestAdmin(t *testing.T) {
 	}
 }
 
-// TestClusterMembership would add a second node and remove it; it needs
-// `theeye serve --join`, which is being built.
+// TestClusterMembership: ClusterStatus, RemoveNode and AddNode against a
+// real two-node cluster (the second node joined with --join).
 func TestClusterMembership(t *testing.T) {
-	t.Skip("AddNode/RemoveNode need a second node started with --join (clustering is in progress); " +
-		"adding a node that never joins would cost the single-node test cluster its quorum")
+	ctx := testCtx(t)
+	a := startNode(t)
+	b := &node{dataDir: t.TempDir(), extra: []string{"--node-id", "n2", "--join", a.URL}}
+	if err := b.start(); err != nil {
+		b.kill9()
+		t.Fatal(err)
+	}
+	t.Cleanup(b.kill9)
+	admin := adminClient(t, a)
+	members := func(want int) {
+		t.Helper()
+		err := poll(30*time.Second, func() error {
+			cl, err := admin.ClusterStatus(ctx)
+			if err != nil {
+				return err
+			}
+			if len(cl.Nodes) != want {
+				return fmt.Errorf("%d members, want %d", len(cl.Nodes), want)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	members(2)
+	if err := admin.RemoveNode(ctx, "n2"); err != nil {
+		t.Fatal(err)
+	}
+	members(1)
+	spec := client.NodeSpec{ID: "n2", RaftAddr: fmt.Sprintf("127.0.0.1:%d", b.raftP), HTTPAddr: b.URL}
+	if err := admin.AddNode(ctx, spec); err != nil {
+		t.Fatal(err)
+	}
+	members(2)
+	if err := admin.RemoveNode(ctx, ""); err == nil {
+		t.Fatal("RemoveNode with no id succeeded")
+	}
 }
 
 // TestSchemas: PutSchema and ListSchemas, once the server has the routes.

@@ -66,6 +66,7 @@ func runTests(m *testing.M) int {
 // node is one running theeye process.
 type node struct {
 	dataDir      string
+	extra        []string // more theeye serve flags
 	httpP, raftP int
 	cmd          *exec.Cmd
 	out          *syncBuffer
@@ -131,6 +132,7 @@ func (n *node) start() error {
 		"--http", fmt.Sprintf("127.0.0.1:%d", n.httpP),
 		"--raft", fmt.Sprintf("127.0.0.1:%d", n.raftP),
 		"--admin-key", adminKey)
+	n.cmd.Args = append(n.cmd.Args, n.extra...)
 	n.out = &syncBuffer{}
 	n.cmd.Stdout, n.cmd.Stderr = n.out, n.out
 	if err := n.cmd.Start(); err != nil {
