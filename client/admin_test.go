@@ -90,8 +90,8 @@ func TestAdmin(t *testing.T) {
 func TestClusterMembership(t *testing.T) {
 	ctx := testCtx(t)
 	a := startNode(t)
-	b := &node{dataDir: t.TempDir(), extra: []string{"--node-id", "n2", "--join", a.URL}}
-	if err := b.start(); err != nil {
+	b := &node{extra: []string{"--node-id", "n2", "--join", a.URL}}
+	if err := b.startIn(t.TempDir()); err != nil {
 		b.kill9()
 		t.Fatal(err)
 	}
@@ -118,7 +118,7 @@ func TestClusterMembership(t *testing.T) {
 		t.Fatal(err)
 	}
 	members(1)
-	spec := client.NodeSpec{ID: "n2", RaftAddr: fmt.Sprintf("127.0.0.1:%d", b.raftP), HTTPAddr: b.URL}
+	spec := client.NodeSpec{ID: "n2", RaftAddr: fmt.Sprintf("127.0.0.1:%d", b.RaftPort), HTTPAddr: b.URL}
 	if err := admin.AddNode(ctx, spec); err != nil {
 		t.Fatal(err)
 	}

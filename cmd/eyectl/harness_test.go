@@ -1,19 +1,11 @@
 package main
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
-	"net"
-	"net/http"
+	"github.com/theeye/theeye/cmd/theeye/theeyetest"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"regexp"
-	"strconv"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -41,11 +33,8 @@ func runTests(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	theeyeBin = filepath.Join(dir, "theeye")
-	build := exec.Command("go", "build", "-o", theeyeBin, "github.com/theeye/theeye/cmd/theeye")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "build theeye:", err)
+	if theeyeBin, err = theeyetest.Build(dir); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	shared, err = newNode(filepath.Join(dir, "shared"))
@@ -57,141 +46,51 @@ func runTests(m *testing.M) int {
 	return m.Run()
 }
 
-// node is one running theeye process.
+// node is one running theeye process (cmd/theeye/theeyetest).
 type node struct {
-	dataDir      string
-	httpP, raftP int
-	cmd          *exec.Cmd
-	out          *syncBuffer
-	done         chan struct{}
-	URL          string
+	*theeyetest.Node
+	extra []string
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
+// syncBuffer collects a process's or a command's output.
+type syncBuffer = theeyetest.SyncBuffer
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
-}
-
-// newNode starts theeye on fresh loopback ports with its data in dataDir
+// newNode starts theeye with its data in dataDir on ports the kernel picks
 // and waits until it is ready.
 func newNode(dataDir string) (*node, error) {
-	n := &node{dataDir: dataDir}
-	// Ports 0: the kernel picks them (picking them here races with other
-	// test processes); start records them for restarts.
-	if err := n.start(); err != nil {
+	n := &node{}
+	if err := n.startIn(dataDir); err != nil {
 		n.kill9()
 		return nil, err
 	}
 	return n, nil
 }
 
+func (n *node) startIn(dataDir string) error {
+	n.Node = &theeyetest.Node{Bin: theeyeBin, DataDir: dataDir, AdminKey: adminKey, Extra: n.extra}
+	return n.Node.Start()
+}
+
 // start runs the process (again, after kill9: same ports and data dir) and
-// waits for its "theeye listening" line and a 200 from /readyz.
+// waits until it is ready.
 func (n *node) start() error {
-	n.cmd = exec.Command(theeyeBin, "serve",
-		"--data-dir", n.dataDir,
-		"--http", fmt.Sprintf("127.0.0.1:%d", n.httpP),
-		"--raft", fmt.Sprintf("127.0.0.1:%d", n.raftP),
-		"--admin-key", adminKey)
-	n.out = &syncBuffer{}
-	n.cmd.Stdout, n.cmd.Stderr = n.out, n.out
-	if err := n.cmd.Start(); err != nil {
-		return fmt.Errorf("start theeye: %w", err)
+	if n.Node == nil {
+		return errors.New("node was never started: use newNode or startIn")
 	}
-	n.done = make(chan struct{})
-	go func() { n.cmd.Wait(); close(n.done) }()
-	re := regexp.MustCompile(`msg="theeye listening" http=(\S+) raft=\S+ raft_listen=\S+:(\d+)`)
-	err := poll(60*time.Second, func() error {
-		select {
-		case <-n.done:
-			return errStop{fmt.Errorf("theeye exited early:\n%s", n.out.String())}
-		default:
-		}
-		m := re.FindStringSubmatch(n.out.String())
-		if m == nil {
-			return errors.New("no listening line yet")
-		}
-		n.URL = "http://" + m[1]
-		_, port, _ := net.SplitHostPort(m[1])
-		n.httpP, _ = strconv.Atoi(port)
-		n.raftP, _ = strconv.Atoi(m[2])
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	return poll(60*time.Second, func() error {
-		resp, err := http.Get(n.URL + "/readyz")
-		if err != nil {
-			return err
-		}
-		defer resp.Body.Close()
-		if resp.StatusCode != 200 {
-			b, _ := io.ReadAll(resp.Body)
-			return fmt.Errorf("readyz %d: %s", resp.StatusCode, b)
-		}
-		return nil
-	})
+	return n.Node.Start()
 }
 
-// kill9 kills the process with SIGKILL: no shutdown code runs.
 func (n *node) kill9() {
-	if n.cmd == nil || n.cmd.Process == nil {
-		return
-	}
-	select {
-	case <-n.done:
-		return
-	default:
-	}
-	n.cmd.Process.Signal(syscall.SIGKILL)
-	<-n.done
-}
-
-// errStop makes poll give up at once.
-type errStop struct{ error }
-
-// poll calls fn until it returns nil, an errStop, or timeout passes.
-func poll(timeout time.Duration, fn func() error) error {
-	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(20 * time.Millisecond) // poll interval, not synchronisation
-	defer tick.Stop()
-	for {
-		err := fn()
-		if err == nil {
-			return nil
-		}
-		var stop errStop
-		if errors.As(err, &stop) {
-			return stop.error
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("timed out after %s: %w", timeout, err)
-		}
-		<-tick.C
+	if n.Node != nil {
+		n.Node.Kill9()
 	}
 }
+
+// freePort returns a loopback port nothing listens on.
+func freePort() (int, error) { return theeyetest.ClosedPort() }
+
+// poll calls fn until it returns nil or timeout passes.
+func poll(timeout time.Duration, fn func() error) error { return theeyetest.Poll(timeout, fn) }
 
 // waitFor is poll for a test.
 func waitFor(t *testing.T, timeout time.Duration, what string, fn func() error) {

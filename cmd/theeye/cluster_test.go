@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/theeye/theeye/cmd/theeye/theeyetest"
 	"io"
 	"math/rand/v2"
 	"net"
@@ -118,16 +119,16 @@ func startCluster(t *testing.T, n int, proxies bool, extra ...string) *testClust
 		if proxies {
 			ip = fmt.Sprintf("127.0.0.%d", 10+i)
 		}
-		p := &proc{t: t, dataDir: filepath.Join(t.TempDir(), fmt.Sprintf("n%d", i)), raftHost: ip}
-		p.args = append([]string{"--node-id", fmt.Sprintf("n%d", i), "--cluster-key", testClusterKey}, extra...)
+		p := newProc(t, filepath.Join(t.TempDir(), fmt.Sprintf("n%d", i)), append([]string{"--node-id", fmt.Sprintf("n%d", i), "--cluster-key", testClusterKey}, extra...)...)
+		p.RaftHost = ip
 		if proxies {
 			px := newRaftProxy(t, fmt.Sprintf("127.0.0.%d", 20+i))
-			p.onListen = func(p *proc) { px.setTarget(fmt.Sprintf("%s:%d", ip, p.raftP)) }
+			p.OnListen = func(n *theeyetest.Node) { px.setTarget(fmt.Sprintf("%s:%d", ip, n.RaftPort)) }
 			c.proxies = append(c.proxies, px)
-			p.args = append(p.args, "--advertise-raft", px.addr())
+			p.Extra = append(p.Extra, "--advertise-raft", px.addr())
 		}
 		if i > 1 {
-			p.args = append(p.args, "--join", c.nodes[0].URL)
+			p.Extra = append(p.Extra, "--join", c.nodes[0].URL)
 		}
 		c.ips = append(c.ips, ip)
 		c.nodes = append(c.nodes, p)
@@ -471,7 +472,7 @@ func TestFollowerCatchesUpThroughSnapshot(t *testing.T) {
 		l.maxSeq = a.Seq
 	}
 	waitFor(t, 30*time.Second, "a snapshot past the stopped follower", func() error {
-		snaps, _ := filepath.Glob(filepath.Join(lead.dataDir, "raft", "snapshots", "snapshots", "*", "meta.json"))
+		snaps, _ := filepath.Glob(filepath.Join(lead.DataDir, "raft", "snapshots", "snapshots", "*", "meta.json"))
 		if len(snaps) == 0 {
 			return fmt.Errorf("no snapshot yet")
 		}
@@ -480,8 +481,8 @@ func TestFollowerCatchesUpThroughSnapshot(t *testing.T) {
 	lag.restart()
 	c.waitMembers(3)
 	c.verify(l)
-	if !strings.Contains(lag.out.String(), "caught up from a snapshot") {
-		t.Fatalf("the follower did not catch up through a snapshot:\n%s", lag.out.String())
+	if !strings.Contains(lag.Out.String(), "caught up from a snapshot") {
+		t.Fatalf("the follower did not catch up through a snapshot:\n%s", lag.Out.String())
 	}
 }
 
@@ -574,17 +575,16 @@ func TestJoinNeedsTheClusterKey(t *testing.T) {
 	if st != 403 {
 		t.Fatalf("forwarded request with a wrong key: %d %s, want 403", st, b)
 	}
-	p := &proc{t: t, dataDir: t.TempDir(),
-		args: []string{"--node-id", "n2", "--cluster-key", "wrong", "--join", c.nodes[0].URL}}
+	p := newProc(t, t.TempDir(), "--node-id", "n2", "--cluster-key", "wrong", "--join", c.nodes[0].URL)
 	p.startNoWait()
 	t.Cleanup(p.kill9)
 	select {
-	case <-p.done:
+	case <-p.Done:
 	case <-time.After(60 * time.Second):
 		t.Fatal("a node with the wrong cluster key kept running")
 	}
-	if p.cmd.ProcessState.ExitCode() == 0 || !strings.Contains(p.out.String(), "refused (403)") {
-		t.Fatalf("exit %d, output:\n%s", p.cmd.ProcessState.ExitCode(), p.out.String())
+	if p.Cmd.ProcessState.ExitCode() == 0 || !strings.Contains(p.Out.String(), "refused (403)") {
+		t.Fatalf("exit %d, output:\n%s", p.Cmd.ProcessState.ExitCode(), p.Out.String())
 	}
 	if v, _ := c.view(c.nodes[0]); len(v.Nodes) != 1 {
 		t.Fatalf("the cluster has %d members after refused joins", len(v.Nodes))
@@ -622,8 +622,7 @@ func TestRemoveAndReplaceNode(t *testing.T) {
 	c.waitMembers(2)
 	a := follower.post(key, "application/json", []byte(exPageview))
 
-	p := &proc{t: t, dataDir: t.TempDir(),
-		args: []string{"--node-id", "n4", "--cluster-key", testClusterKey, "--join", follower.URL}}
+	p := newProc(t, t.TempDir(), "--node-id", "n4", "--cluster-key", testClusterKey, "--join", follower.URL)
 	t.Cleanup(p.kill9)
 	p.start()
 	c.nodes = append(c.nodes, p)

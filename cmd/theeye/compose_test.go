@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/theeye/theeye/cmd/theeye/theeyetest"
 	"net/http"
 	"os"
 	"os/exec"
@@ -61,7 +62,7 @@ func TestComposeCluster(t *testing.T) {
 
 	c := &testCluster{t: t}
 	for _, port := range ports {
-		p := &proc{t: t, URL: fmt.Sprintf("http://127.0.0.1:%d", port), done: make(chan struct{})}
+		p := &proc{t: t, Node: &theeyetest.Node{URL: fmt.Sprintf("http://127.0.0.1:%d", port), Done: make(chan struct{})}}
 		c.nodes = append(c.nodes, p)
 	}
 	waitFor(t, 2*time.Minute, "the compose cluster", func() error {

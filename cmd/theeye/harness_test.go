@@ -6,23 +6,17 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/theeye/theeye/cmd/theeye/theeyetest"
 	"io"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"regexp"
-	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 )
 
 // The end-to-end tests drive the real theeye binary, built once here, over
-// HTTP on loopback.
+// HTTP on loopback (cmd/theeye/theeyetest runs the processes).
 var theeyeBin string
 
 func TestMain(m *testing.M) {
@@ -31,11 +25,8 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	theeyeBin = filepath.Join(dir, "theeye")
-	build := exec.Command("go", "build", "-o", theeyeBin, ".")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "build theeye:", err)
+	if theeyeBin, err = theeyetest.Build(dir); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
 	code := m.Run()
@@ -45,157 +36,52 @@ func TestMain(m *testing.M) {
 
 const testAdminKey = "eye_admin_test_key"
 
-// proc is one running theeye process.
+// proc is one theeye process driven by a test.
 type proc struct {
-	t        *testing.T
-	dataDir  string
-	args     []string
-	httpP    int
-	raftP    int
-	raftHost string // default 127.0.0.1
-	https    bool
-	onListen func(*proc) // called once the ports are known
-	cmd      *exec.Cmd
-	out      *syncBuffer
-	done     chan struct{}
-	URL      string
+	*theeyetest.Node
+	t *testing.T
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
+// newProc prepares a process with its data in dataDir; start runs it.
+func newProc(t *testing.T, dataDir string, extra ...string) *proc {
+	return &proc{t: t, Node: &theeyetest.Node{Bin: theeyeBin, DataDir: dataDir, AdminKey: testAdminKey, Extra: extra}}
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
-// startNode starts theeye on fresh loopback ports with dataDir and waits
-// until it is ready.
+// startNode starts theeye on loopback ports the kernel picks, with its
+// data in dataDir, and waits until it is ready; it is killed when the test
+// ends.
 func startNode(t *testing.T, dataDir string, extra ...string) *proc {
 	t.Helper()
-	p := &proc{t: t, dataDir: dataDir, args: extra}
+	p := newProc(t, dataDir, extra...)
+	t.Cleanup(p.kill9)
 	p.start()
-	t.Cleanup(func() { p.kill9() })
 	return p
 }
 
+// start runs the process (again after a stop or kill: same ports and data
+// dir) and waits until it is ready.
 func (p *proc) start() {
-	t := p.t
-	t.Helper()
-	p.startNoWait()
-	p.waitReady()
+	p.t.Helper()
+	if err := p.Node.Start(); err != nil {
+		p.t.Fatal(err)
+	}
 }
 
 func (p *proc) startNoWait() {
-	t := p.t
-	t.Helper()
-	host := p.raftHost
-	if host == "" {
-		host = "127.0.0.1"
+	p.t.Helper()
+	if err := p.Node.StartNoWait(); err != nil {
+		p.t.Fatal(err)
 	}
-	// Port 0 on the first start: the kernel picks free ports (picking them
-	// here and passing them on races with other test processes); a restart
-	// reuses the ports the first start reported.
-	args := append([]string{"serve",
-		"--data-dir", p.dataDir,
-		"--http", fmt.Sprintf("127.0.0.1:%d", p.httpP),
-		"--raft", fmt.Sprintf("%s:%d", host, p.raftP),
-		"--admin-key", testAdminKey,
-	}, p.args...)
-	p.cmd = exec.Command(theeyeBin, args...)
-	p.out = &syncBuffer{}
-	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("start theeye: %v", err)
-	}
-	p.done = make(chan struct{})
-	go func() { p.cmd.Wait(); close(p.done) }()
-}
-
-func (p *proc) waitReady() {
-	t := p.t
-	t.Helper()
-	re := regexp.MustCompile(`msg="theeye listening" http=(\S+) raft=\S+ raft_listen=\S+:(\d+)`)
-	waitFor(t, 60*time.Second, "theeye to listen", func() error {
-		select {
-		case <-p.done:
-			t.Fatalf("theeye exited early:\n%s", p.out.String())
-		default:
-		}
-		m := re.FindStringSubmatch(p.out.String())
-		if m == nil {
-			return fmt.Errorf("no listening line yet")
-		}
-		p.URL = "http://" + m[1]
-		_, port, _ := net.SplitHostPort(m[1])
-		p.httpP, _ = strconv.Atoi(port)
-		p.raftP, _ = strconv.Atoi(m[2])
-		if p.onListen != nil {
-			p.onListen(p)
-		}
-		if p.https {
-			p.URL = "https://" + m[1]
-		}
-		return nil
-	})
-	waitFor(t, 60*time.Second, "theeye to be ready", func() error {
-		resp, err := http.Get(p.URL + "/readyz")
-		if err != nil {
-			return err
-		}
-		defer resp.Body.Close()
-		if resp.StatusCode != 200 {
-			b, _ := io.ReadAll(resp.Body)
-			return fmt.Errorf("readyz %d: %s", resp.StatusCode, b)
-		}
-		return nil
-	})
 }
 
 // kill9 kills the process with SIGKILL: no shutdown code runs.
-func (p *proc) kill9() {
-	if p.cmd == nil || p.cmd.Process == nil {
-		return
-	}
-	select {
-	case <-p.done:
-		return
-	default:
-	}
-	p.cmd.Process.Signal(syscall.SIGKILL)
-	<-p.done
-}
+func (p *proc) kill9() { p.Node.Kill9() }
 
-// stop sends SIGTERM and waits for a clean exit.
+// stop sends SIGTERM and requires a clean exit.
 func (p *proc) stop() {
 	p.t.Helper()
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(60 * time.Second):
-		p.t.Fatalf("theeye did not stop on SIGTERM:\n%s", p.out.String())
-	}
-	if code := p.cmd.ProcessState.ExitCode(); code != 0 {
-		p.t.Fatalf("theeye exited with %d after SIGTERM:\n%s", code, p.out.String())
+	if err := p.Node.Stop(60 * time.Second); err != nil {
+		p.t.Fatal(err)
 	}
 }
 
@@ -206,13 +92,16 @@ func (p *proc) restart() {
 }
 
 // alive reports whether the process is running.
-func (p *proc) alive() bool {
-	select {
-	case <-p.done:
-		return false
-	default:
-		return true
+func (p *proc) alive() bool { return p.Node.Alive() }
+
+// freePort returns a loopback port nothing listens on right now.
+func freePort(t *testing.T) int {
+	t.Helper()
+	port, err := theeyetest.ClosedPort()
+	if err != nil {
+		t.Fatal(err)
 	}
+	return port
 }
 
 // waitFor polls fn until it returns nil or the deadline passes.

@@ -75,11 +75,12 @@ func TestTLSCluster(t *testing.T) {
 
 	c := &testCluster{t: t}
 	for i := 1; i <= 3; i++ {
-		p := &proc{t: t, dataDir: t.TempDir(), https: true}
-		p.args = []string{"--node-id", fmt.Sprintf("n%d", i), "--cluster-key", testClusterKey,
+		p := newProc(t, t.TempDir())
+		p.HTTPS = true
+		p.Extra = []string{"--node-id", fmt.Sprintf("n%d", i), "--cluster-key", testClusterKey,
 			"--tls-cert", certFile, "--tls-key", keyFile, "--tls-ca", caFile}
 		if i > 1 {
-			p.args = append(p.args, "--join", c.nodes[0].URL)
+			p.Extra = append(p.Extra, "--join", c.nodes[0].URL)
 		}
 		c.nodes = append(c.nodes, p)
 		t.Cleanup(p.kill9)

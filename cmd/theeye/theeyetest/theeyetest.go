@@ -1,0 +1,235 @@
+// Package theeyetest runs real theeye processes for the tests of other
+// packages (client/, cmd/eyectl, cmd/theeye) and for bench/: it builds the
+// binary, starts nodes on loopback ports the kernel picks, waits until they
+// are ready, and kills or stops them. It owns nothing else.
+package theeyetest
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Build compiles github.com/theeye/theeye/cmd/theeye into dir and returns
+// the binary's path.
+func Build(dir string, extraArgs ...string) (string, error) {
+	bin := filepath.Join(dir, "theeye")
+	args := append([]string{"build", "-o", bin}, extraArgs...)
+	cmd := exec.Command("go", append(args, "github.com/theeye/theeye/cmd/theeye")...)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("build theeye: %w", err)
+	}
+	return bin, nil
+}
+
+// Node is one theeye process. Set Bin, DataDir, AdminKey (and Extra flags)
+// before Start. On the first start HTTPPort and RaftPort are 0, so the
+// kernel picks them (choosing them in the test and handing them over races
+// with other processes); Start records them and a restart reuses them.
+type Node struct {
+	Bin      string
+	DataDir  string
+	AdminKey string
+	Extra    []string // more `theeye serve` flags
+	RaftHost string   // default 127.0.0.1
+	HTTPS    bool     // URL scheme https (with --tls-* in Extra)
+	// OnListen, when set, is called once the ports are known.
+	OnListen func(*Node)
+
+	HTTPPort, RaftPort int
+	URL                string
+	Out                *SyncBuffer // stdout and stderr of the current process
+	Cmd                *exec.Cmd
+	Done               chan struct{} // closed when the current process exits
+}
+
+// Start starts the process and waits until it listens and /readyz is 200.
+func (n *Node) Start() error {
+	if err := n.StartNoWait(); err != nil {
+		return err
+	}
+	return n.WaitReady(60 * time.Second)
+}
+
+// StartNoWait starts the process and returns at once.
+func (n *Node) StartNoWait() error {
+	host := n.RaftHost
+	if host == "" {
+		host = "127.0.0.1"
+	}
+	args := []string{"serve",
+		"--data-dir", n.DataDir,
+		"--http", "127.0.0.1:" + strconv.Itoa(n.HTTPPort),
+		"--raft", host + ":" + strconv.Itoa(n.RaftPort),
+	}
+	if n.AdminKey != "" {
+		args = append(args, "--admin-key", n.AdminKey)
+	}
+	n.Cmd = exec.Command(n.Bin, append(args, n.Extra...)...)
+	n.Out = &SyncBuffer{}
+	n.Cmd.Stdout, n.Cmd.Stderr = n.Out, n.Out
+	if err := n.Cmd.Start(); err != nil {
+		return fmt.Errorf("start theeye: %w", err)
+	}
+	n.Done = make(chan struct{})
+	go func(cmd *exec.Cmd, done chan struct{}) { cmd.Wait(); close(done) }(n.Cmd, n.Done)
+	return nil
+}
+
+var listening = regexp.MustCompile(`msg="theeye listening" http=(\S+) raft=\S+ raft_listen=\S+:(\d+)`)
+
+// WaitReady waits for the "theeye listening" line, records the ports, and
+// waits for a 200 from /readyz.
+func (n *Node) WaitReady(timeout time.Duration) error {
+	err := Poll(timeout, func() error {
+		if !n.Alive() {
+			return Stop(fmt.Errorf("theeye exited early:\n%s", n.Out.String()))
+		}
+		m := listening.FindStringSubmatch(n.Out.String())
+		if m == nil {
+			return errors.New("no listening line yet")
+		}
+		scheme := "http://"
+		if n.HTTPS {
+			scheme = "https://"
+		}
+		n.URL = scheme + m[1]
+		_, port, _ := net.SplitHostPort(m[1])
+		n.HTTPPort, _ = strconv.Atoi(port)
+		n.RaftPort, _ = strconv.Atoi(m[2])
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if n.OnListen != nil {
+		n.OnListen(n)
+	}
+	return Poll(timeout, func() error {
+		if !n.Alive() {
+			return Stop(fmt.Errorf("theeye exited:\n%s", n.Out.String()))
+		}
+		resp, err := http.DefaultClient.Get(n.URL + "/readyz")
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			b, _ := io.ReadAll(resp.Body)
+			return fmt.Errorf("readyz %d: %s", resp.StatusCode, b)
+		}
+		return nil
+	})
+}
+
+// Alive reports whether the current process is running.
+func (n *Node) Alive() bool {
+	if n.Done == nil {
+		return false
+	}
+	select {
+	case <-n.Done:
+		return false
+	default:
+		return true
+	}
+}
+
+// Kill9 kills the process with SIGKILL (no shutdown code runs) and waits.
+func (n *Node) Kill9() {
+	if !n.Alive() {
+		return
+	}
+	n.Cmd.Process.Signal(syscall.SIGKILL)
+	<-n.Done
+}
+
+// Stop sends SIGTERM and waits up to timeout for a clean exit (status 0).
+func (n *Node) Stop(timeout time.Duration) error {
+	if !n.Alive() {
+		return errors.New("theeye is not running")
+	}
+	n.Cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-n.Done:
+	case <-time.After(timeout):
+		n.Kill9()
+		return fmt.Errorf("theeye did not stop within %s of SIGTERM:\n%s", timeout, n.Out.String())
+	}
+	if code := n.Cmd.ProcessState.ExitCode(); code != 0 {
+		return fmt.Errorf("theeye exited with %d after SIGTERM:\n%s", code, n.Out.String())
+	}
+	return nil
+}
+
+// SyncBuffer is a bytes.Buffer safe for a process to write while a test
+// reads.
+type SyncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *SyncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *SyncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// stopErr makes Poll give up at once.
+type stopErr struct{ error }
+
+func (e stopErr) Unwrap() error { return e.error }
+
+// Stop wraps err so that Poll returns it at once instead of retrying.
+func Stop(err error) error { return stopErr{err} }
+
+// Poll calls fn until it returns nil, an error wrapped by Stop, or timeout
+// passes. The ticker is the polling interval, not synchronisation.
+func Poll(timeout time.Duration, fn func() error) error {
+	deadline := time.Now().Add(timeout)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		err := fn()
+		if err == nil {
+			return nil
+		}
+		var stop stopErr
+		if errors.As(err, &stop) {
+			return stop.error
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("timed out after %s: %w", timeout, err)
+		}
+		<-tick.C
+	}
+}
+
+// ClosedPort returns a loopback port nothing listens on right now (for
+// tests of connection failures).
+func ClosedPort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("find a closed port: %w", err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
