@@ -87,7 +87,7 @@ func CompileSchema(raw []byte) (*CompiledSchema, error) {
 	switch doc.(type) {
 	case map[string]any, bool:
 	default:
-		return nil, Errorf(EInvalidRequest, "schema must be a JSON object (or a boolean), got %s", jsonKind(raw))
+		return nil, Errorf(EInvalidRequest, "schema must be a JSON object (or a boolean), got %s", JSONKind(raw))
 	}
 	c := jsonschema.NewCompiler()
 	c.DefaultDraft(jsonschema.Draft2020)

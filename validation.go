@@ -83,7 +83,7 @@ func ParseEvent(raw []byte, receivedAt time.Time, p Policy) (Event, []Reason) {
 			seen[i] = true
 			switch {
 			case !ok:
-				reasons = append(reasons, Reason{ReasonWrongType, "/" + f.Key, fmt.Sprintf("%s must be a string, got %s", f.Key, jsonKind(f.Value))})
+				reasons = append(reasons, Reason{ReasonWrongType, "/" + f.Key, fmt.Sprintf("%s must be a string, got %s", f.Key, JSONKind(f.Value))})
 			case s == "":
 				reasons = append(reasons, Reason{ReasonMissingField, "/" + f.Key, f.Key + " must not be empty"})
 			default:
@@ -100,7 +100,7 @@ func ParseEvent(raw []byte, receivedAt time.Time, p Policy) (Event, []Reason) {
 			seen[3] = true
 			v := bytes.TrimSpace(f.Value)
 			if len(v) == 0 || v[0] != '{' {
-				reasons = append(reasons, Reason{ReasonWrongType, "/data", "data must be an object, got " + jsonKind(f.Value)})
+				reasons = append(reasons, Reason{ReasonWrongType, "/data", "data must be an object, got " + JSONKind(f.Value)})
 				continue
 			}
 			ev.Data = v
@@ -111,7 +111,7 @@ func ParseEvent(raw []byte, receivedAt time.Time, p Policy) (Event, []Reason) {
 			seen[4] = true
 			s, ok := jsonString(f.Value)
 			if !ok {
-				reasons = append(reasons, Reason{ReasonWrongType, "/timestamp", "timestamp must be a string, got " + jsonKind(f.Value)})
+				reasons = append(reasons, Reason{ReasonWrongType, "/timestamp", "timestamp must be a string, got " + JSONKind(f.Value)})
 				continue
 			}
 			t, err := ParseTimestamp(s)
@@ -132,7 +132,7 @@ func ParseEvent(raw []byte, receivedAt time.Time, p Policy) (Event, []Reason) {
 		case "id":
 			s, ok := jsonString(f.Value)
 			if !ok {
-				reasons = append(reasons, Reason{ReasonWrongType, "/id", "id must be a string, got " + jsonKind(f.Value)})
+				reasons = append(reasons, Reason{ReasonWrongType, "/id", "id must be a string, got " + JSONKind(f.Value)})
 				continue
 			}
 			if s == "" {
@@ -211,7 +211,9 @@ func isEmptyObject(v []byte) bool {
 	return len(bytes.TrimSpace(v[1:len(v)-1])) == 0
 }
 
-func jsonKind(v []byte) string {
+// JSONKind names the kind of the JSON value v holds (object, array,
+// string, boolean, null, number), for error messages.
+func JSONKind(v []byte) string {
 	v = bytes.TrimSpace(v)
 	if len(v) == 0 {
 		return "nothing"

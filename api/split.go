@@ -32,7 +32,7 @@ func splitJSON(body []byte, maxEvent int) ([][]byte, error) {
 		return [][]byte{body[start:end]}, nil
 	case '[':
 	default:
-		return nil, theeye.Errorf(theeye.ENotAnObject, "the body is a JSON %s: send an event object, an array of events, or NDJSON", kindAt(body, start))
+		return nil, theeye.Errorf(theeye.ENotAnObject, "the body is a JSON %s: send an event object, an array of events, or NDJSON", theeye.JSONKind(body[start:]))
 	}
 	var events [][]byte
 	i := theeye.SkipJSONSpace(body, start+1)
@@ -43,7 +43,7 @@ func splitJSON(body []byte, maxEvent int) ([][]byte, error) {
 		end := theeye.JSONValueEnd(body, i)
 		elem := body[i:end]
 		if elem[0] != '{' {
-			return nil, theeye.Errorf(theeye.ENotAnObject, "element %d is a JSON %s, not an event object", idx, kindAt(body, i)).
+			return nil, theeye.Errorf(theeye.ENotAnObject, "element %d is a JSON %s, not an event object", idx, theeye.JSONKind(body[i:])).
 				WithDetail("index", idx)
 		}
 		if err := checkEventSize(elem, maxEvent, idx); err != nil {
@@ -81,7 +81,7 @@ func splitNDJSON(body []byte, maxEvent int) ([][]byte, error) {
 				WithDetail("line", line).WithDetail("offset", off)
 		}
 		if l[0] != '{' {
-			return nil, theeye.Errorf(theeye.ENotAnObject, "line %d is a JSON %s, not an event object", line, kindAt(l, 0)).
+			return nil, theeye.Errorf(theeye.ENotAnObject, "line %d is a JSON %s, not an event object", line, theeye.JSONKind(l)).
 				WithDetail("line", line)
 		}
 		if len(l) > maxEvent {
@@ -123,20 +123,4 @@ func syntaxMessage(b []byte) string {
 		return err.Error()
 	}
 	return "invalid JSON"
-}
-
-func kindAt(b []byte, i int) string {
-	switch b[i] {
-	case '{':
-		return "object"
-	case '[':
-		return "array"
-	case '"':
-		return "string"
-	case 't', 'f':
-		return "boolean"
-	case 'n':
-		return "null"
-	}
-	return "number"
 }
