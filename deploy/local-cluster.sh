@@ -12,12 +12,12 @@ stop() {
   kill -TERM "${pids[@]}" 2>/dev/null || true
   wait "${pids[@]}" 2>/dev/null || true
 }
-trap stop INT TERM EXIT
+trap 'stop; exit 130' INT TERM
 for i in 1 2 3; do
   args=(serve --node-id "n$i" --data-dir "$DATA/n$i" --http "127.0.0.1:918$i" --raft "127.0.0.1:928$i"
         --admin-key "$ADMIN" --cluster-key "$CLUSTER_KEY")
   [ "$i" -gt 1 ] && args+=(--join http://127.0.0.1:9181)
-  "$BIN" "${args[@]}" 2> >(sed "s/^/[n$i] /" >&2) &
+  "$BIN" "${args[@]}" 2> >(sed -u "s/^/[n$i] /" >&2) &
   pids+=($!)
 done
 cat <<MSG
