@@ -6,7 +6,7 @@ VERSION   := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -s -w -X main.version=$(VERSION)
 FUZZTIME  ?= 30s
 
-.PHONY: run build test test-deps test-short lint fuzz bench check clean cluster docker compose-up
+.PHONY: run build test test-deps test-short lint fuzz bench bench-quick bench-compare check clean cluster docker compose-up
 
 ## run: a single node with data in ./theeye-data on 127.0.0.1:8080; prints where it listens and the admin key
 run: build
@@ -47,9 +47,21 @@ fuzz:
 	$(GO) test -run=NONE -fuzz=FuzzDecodeEnvelope -fuzztime=$(FUZZTIME) ./log
 	$(GO) test -run=NONE -fuzz=FuzzDecodeCursor -fuzztime=$(FUZZTIME) ./index
 
-## bench: the Go micro-benchmarks of the hot pieces
+## bench: the whole suite (bench/): W1–W7 on real nodes, baselines, micro-benchmarks; results in bench/results (≤ 20 min)
+##        PROFILE=1 adds CPU/alloc profiles (load generator, micro-benchmarks); EVENTS=N sets the W4 store size
+BENCHSTAT := golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da
+BENCH_FLAGS = $(if $(filter 1,$(PROFILE)),-profile) $(if $(EVENTS),-events $(EVENTS)) $(if $(WORKLOADS),-workloads $(WORKLOADS))
 bench:
-	$(GO) test -run=NONE -bench=. -benchmem -count=1 ./...
+	$(GO) run ./bench/cmd/eyebench -out bench/results $(BENCH_FLAGS)
+
+## bench-quick: a short version of every workload, a sanity check (≤ 3 min)
+bench-quick:
+	$(GO) run ./bench/cmd/eyebench -quick -out bench/results $(BENCH_FLAGS)
+
+## bench-compare: benchstat of two micro-benchmark outputs: make bench-compare OLD=bench/results/a.bench.txt NEW=bench/results/b.bench.txt
+bench-compare:
+	@test -n "$(OLD)" -a -n "$(NEW)" || { echo "usage: make bench-compare OLD=<old .bench.txt> NEW=<new .bench.txt>"; exit 2; }
+	$(GO) run $(BENCHSTAT) $(OLD) $(NEW)
 
 ## check: lint and test
 check: test

@@ -1,0 +1,93 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync/atomic"
+	"time"
+
+	"github.com/theeye/theeye"
+	"github.com/theeye/theeye/api"
+	"github.com/theeye/theeye/index"
+	"github.com/theeye/theeye/raftnode"
+)
+
+// The HTTP ceiling: the real api.Server (same router, authentication, body
+// reading, splitting and envelope stamping) in front of a Node that answers
+// Append at once without storing anything. Run as its own process
+// (`eyebench noop`), it is what theeye would do with free storage.
+
+// noopNode is an api.Node that stores nothing: every key is an ingest key
+// of app "bench", and Append returns the next seq at once.
+type noopNode struct {
+	seq atomic.Uint64
+}
+
+var errNoop = errors.New("not supported by the no-op server")
+
+func (n *noopNode) ID() string { return "noop" }
+func (n *noopNode) Append(_ context.Context, envs []theeye.Envelope) (uint64, error) {
+	return n.seq.Add(uint64(len(envs))), nil
+}
+func (n *noopNode) LookupKey(hash string) (theeye.Key, bool) {
+	return theeye.Key{ID: "key_bench", Name: "bench", App: "bench", Scopes: []theeye.Scope{theeye.ScopeIngest, theeye.ScopeRead}, Hash: hash}, true
+}
+func (n *noopNode) Apps() []theeye.App                                   { return nil }
+func (n *noopNode) Keys() []theeye.Key                                   { return nil }
+func (n *noopNode) ApplyConfig(context.Context, *raftnode.Command) error { return errNoop }
+func (n *noopNode) Leader() (string, string)                             { return "noop", "" }
+func (n *noopNode) IsLeader() bool                                       { return true }
+func (n *noopNode) AppliedSeq() uint64                                   { return n.seq.Load() }
+func (n *noopNode) Stats() (raftnode.Stats, error)                       { return raftnode.Stats{}, nil }
+func (n *noopNode) AddVoter(context.Context, raftnode.NodeInfo) error    { return errNoop }
+func (n *noopNode) RemoveServer(context.Context, string) error           { return errNoop }
+func (n *noopNode) Schemas() []theeye.Schema                             { return nil }
+func (n *noopNode) SchemaVersions(string, string) []theeye.Schema        { return nil }
+func (n *noopNode) PutSchema(context.Context, theeye.Schema) (theeye.Schema, error) {
+	return theeye.Schema{}, errNoop
+}
+func (n *noopNode) Revalidate(context.Context, theeye.Revalidation) (theeye.Revalidation, error) {
+	return theeye.Revalidation{}, errNoop
+}
+
+// noopIndex is an api.Index with nothing in it, always caught up.
+type noopIndex struct{ node *noopNode }
+
+func (x noopIndex) IndexedSeq() uint64                        { return x.node.seq.Load() }
+func (x noopIndex) Stats() index.Stats                        { return index.Stats{} }
+func (x noopIndex) WaitIndexed(context.Context, uint64) error { return nil }
+func (x noopIndex) Events(context.Context, index.EventQuery, func([]byte) error) (string, error) {
+	return "", nil
+}
+func (x noopIndex) Errors(context.Context, index.ErrorQuery, func([]byte) error) (string, error) {
+	return "", nil
+}
+func (x noopIndex) ErrorsSummary(context.Context, time.Time, time.Time) (index.ErrorSummary, error) {
+	return index.ErrorSummary{}, nil
+}
+func (x noopIndex) WaitRevalidation(context.Context, uint64) (index.RevalidationResult, error) {
+	return index.RevalidationResult{}, errNoop
+}
+
+// ServeNoop serves the no-op API on ln until ctx is done. It logs the same
+// "theeye listening" line as theeye so the suite starts it the same way.
+func ServeNoop(ctx context.Context, ln net.Listener, adminKey string, logf func(string, ...any)) error {
+	node := &noopNode{}
+	srv := api.New(api.Config{Node: node, Index: noopIndex{node: node}, AdminKeyHash: theeye.HashSecret(adminKey)})
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	logf("theeye listening", "http", ln.Addr().String(), "node", "noop")
+	select {
+	case err := <-errc:
+		return fmt.Errorf("noop server: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("noop server: %w", err)
+	}
+	return nil
+}
