@@ -39,6 +39,7 @@ type Config struct {
 	TLSCert       string
 	TLSKey        string
 	TLSCA         string
+	PProf         string
 
 	// Raft tuning, hidden: tests use them to force snapshots.
 	RaftSnapshotThreshold uint64
@@ -162,6 +163,7 @@ case), e.g. THEEYE_DATA_DIR=/var/lib/theeye.`,
 	f.BoolVar(&cfg.PrintAdminKey, "print-admin-key", false, "print the admin key from <data-dir>/admin.key at start (development)")
 	f.StringVar(&cfg.TLSCert, "tls-cert", "", "PEM certificate: serve HTTP over TLS and use it for Raft (mutual TLS)")
 	f.StringVar(&cfg.TLSKey, "tls-key", "", "PEM private key of --tls-cert")
+	f.StringVar(&cfg.PProf, "pprof", "", "serve Go's pprof profiles on this address (off by default; bind it to loopback)")
 	f.StringVar(&cfg.TLSCA, "tls-ca", "", "PEM CA that signed every node's certificate (verifies peers and forwarded requests)")
 	f.Uint64Var(&cfg.RaftSnapshotThreshold, "raft-snapshot-threshold", 0, "Raft entries between snapshots (0: the default)")
 	f.Uint64Var(&cfg.RaftTrailingLogs, "raft-trailing-logs", 0, "Raft entries kept after a snapshot (0: the default)")

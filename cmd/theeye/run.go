@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"strings"
@@ -41,6 +42,7 @@ type Main struct {
 
 	cancelIndex context.CancelFunc
 	cancelJoin  context.CancelFunc
+	pprof       *http.Server
 	wg          sync.WaitGroup
 	serveErr    chan error
 }
@@ -247,6 +249,11 @@ func (m *Main) Run(ctx context.Context) error {
 		}()
 	}
 
+	if cfg.PProf != "" {
+		if err := m.servePProf(cfg.PProf); err != nil {
+			return err
+		}
+	}
 	m.Logger.Info("theeye listening", "http", m.ln.Addr().String(), "raft", m.node.RaftAddr(), "raft_listen", m.node.RaftListenAddr(),
 		"node", cfg.NodeID, "data_dir", cfg.DataDir, "version", version)
 	keyFile := filepath.Join(cfg.DataDir, "admin.key")
@@ -297,6 +304,9 @@ func (m *Main) Close() error {
 	if m.cancelJoin != nil {
 		m.cancelJoin()
 	}
+	if m.pprof != nil {
+		m.pprof.Close()
+	}
 	if m.api != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		errs = append(errs, m.api.Shutdown(ctx))
@@ -316,4 +326,27 @@ func (m *Main) Close() error {
 		errs = append(errs, m.log.Close())
 	}
 	return errors.Join(errs...)
+}
+
+// servePProf serves net/http/pprof's handlers on their own listener and
+// mux (never on the API's), for profiling a node under load.
+func (m *Main) servePProf(addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen --pprof on %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	m.pprof = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		m.pprof.Serve(ln)
+	}()
+	m.Logger.Info("pprof listening", "addr", ln.Addr().String())
+	return nil
 }
