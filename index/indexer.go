@@ -1,9 +1,11 @@
 package index
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -15,6 +17,7 @@ import (
 // guarded by Index.writeMu.
 type writer struct {
 	batch  *pebble.Batch     // reused across batches (Reset), so its buffer is not grown again each time
+	staged stagedWrites      // the batch's keys, applied to batch in key order at commit
 	dedupe map[string][]byte // dedupe keys set earlier in the batch in hand -> their value
 	key    []byte
 	val    []byte
@@ -145,6 +148,7 @@ func (ix *Index) indexBatch() (n int, advanced bool, err error) {
 	}
 	b := w.batch
 	defer b.Reset()
+	w.staged.reset()
 	clear(w.dedupe)
 	w.delta = batchDelta{}
 	prev := ix.cursor
@@ -172,6 +176,9 @@ func (ix *Index) indexBatch() (n int, advanced bool, err error) {
 		cursor = end - 1
 	}
 
+	if err := w.staged.applyTo(b); err != nil {
+		return 0, false, err
+	}
 	totals := ix.totals
 	totals.Events += w.delta.events
 	totals.Errors += w.delta.errors
@@ -249,9 +256,7 @@ func (ix *Index) indexEvent(b *pebble.Batch, seq uint64, env *theeye.Envelope) e
 		} else {
 			w.val = appendDedupeValue(w.val[:0], seq, env.Raw)
 			w.dedupe[string(w.key)] = append([]byte(nil), w.val...)
-			if err := b.Set(w.key, w.val, nil); err != nil {
-				return fmt.Errorf("batch dedupe key: %w", err)
-			}
+			w.staged.set(w.key, w.val)
 		}
 	}
 
@@ -279,9 +284,7 @@ func (ix *Index) writeError(b *pebble.Batch, seq uint64, env *theeye.Envelope, e
 	w.key = appendErrorKey(w.key[:0], env.ReceivedAt, seq)
 	w.val = appendErrorHeader(w.val[:0], reasonMask(reasons), env.App, ev.Category, ev.Name)
 	w.val = appendErrorRecord(w.val, seq, env, ev, reasons)
-	if err := b.Set(w.key, w.val, nil); err != nil {
-		return fmt.Errorf("batch error record: %w", err)
-	}
+	w.staged.set(w.key, w.val)
 	return nil
 }
 
@@ -290,9 +293,7 @@ func (ix *Index) writeEvent(b *pebble.Batch, seq uint64, env *theeye.Envelope, e
 	w := &ix.w
 	w.key = appendEventKey(w.key[:0], seq)
 	w.val = appendEvent(w.val[:0], seq, env, ev)
-	if err := b.Set(w.key, w.val, nil); err != nil {
-		return fmt.Errorf("batch event body: %w", err)
-	}
+	w.staged.set(w.key, w.val)
 	// Pointers: the key ends with seq, the value is the app (for the App
 	// filter without reading the body).
 	ts := ev.Timestamp.UnixNano()
@@ -308,9 +309,7 @@ func (ix *Index) writeEvent(b *pebble.Batch, seq uint64, env *theeye.Envelope, e
 		case 3:
 			w.key = appendTimeKey(w.key[:0], ts, seq)
 		}
-		if err := b.Set(w.key, w.app, nil); err != nil {
-			return fmt.Errorf("batch index key: %w", err)
-		}
+		w.staged.set(w.key, w.app)
 	}
 	return nil
 }
@@ -330,4 +329,41 @@ func (ix *Index) seen(k []byte) ([]byte, error) {
 	}
 	v = append([]byte(nil), v...)
 	return v, closer.Close()
+}
+
+// stagedWrites holds a batch's keys and values until commit, then applies
+// them to the Pebble batch sorted by key. The memtable is a skiplist: keys
+// inserted in order find their place from the previous one's, where the
+// order the events come in (a session here, a category there) makes each
+// insert search from the top. Measured with BenchmarkIndexBatch. A key set
+// twice keeps its last value (the sort is stable).
+type stagedWrites struct {
+	arena []byte
+	ents  []stagedEntry
+}
+
+type stagedEntry struct{ k0, k1, v1 int } // arena[k0:k1] key, arena[k1:v1] value
+
+func (s *stagedWrites) reset() {
+	s.arena = s.arena[:0]
+	s.ents = s.ents[:0]
+}
+
+func (s *stagedWrites) set(k, v []byte) {
+	k0 := len(s.arena)
+	s.arena = append(s.arena, k...)
+	k1 := len(s.arena)
+	s.arena = append(s.arena, v...)
+	s.ents = append(s.ents, stagedEntry{k0, k1, len(s.arena)})
+}
+
+func (s *stagedWrites) applyTo(b *pebble.Batch) error {
+	a := s.arena
+	slices.SortStableFunc(s.ents, func(x, y stagedEntry) int { return bytes.Compare(a[x.k0:x.k1], a[y.k0:y.k1]) })
+	for _, e := range s.ents {
+		if err := b.Set(a[e.k0:e.k1], a[e.k1:e.v1], nil); err != nil {
+			return fmt.Errorf("batch key: %w", err)
+		}
+	}
+	return nil
 }
