@@ -78,6 +78,7 @@ func (ix *Index) revalidateBatch(rev *theeye.Revalidation) (n int, advanced bool
 	}
 	b := w.batch
 	defer b.Reset()
+	w.staged.reset() // writeEvent and writeError stage; applied before commit
 	w.delta = batchDelta{}
 	res := revalidationResult{}
 	for _, t := range targets {
@@ -114,6 +115,12 @@ func (ix *Index) revalidateBatch(rev *theeye.Revalidation) (n int, advanced bool
 		}
 	}
 
+	// The error records deleted above and the keys staged here never
+	// coincide (an accepted event's record is deleted, a failing one's
+	// rewritten), so applying the staged keys after the deletes is safe.
+	if err := w.staged.applyTo(b); err != nil {
+		return 0, false, fmt.Errorf("revalidation %d: %w", rev.ID, err)
+	}
 	totals := ix.totals
 	totals.Events += res.Accepted
 	totals.Errors -= min(res.Accepted, totals.Errors)
