@@ -90,12 +90,7 @@ func TestAdmin(t *testing.T) {
 func TestClusterMembership(t *testing.T) {
 	ctx := testCtx(t)
 	a := startNode(t)
-	b := &node{extra: []string{"--node-id", "n2", "--join", a.URL}}
-	if err := b.startIn(t.TempDir()); err != nil {
-		b.kill9()
-		t.Fatal(err)
-	}
-	t.Cleanup(b.kill9)
+	b := startNode(t, "--node-id", "n2", "--join", a.URL)
 	admin := adminClient(t, a)
 	members := func(want int) {
 		t.Helper()

@@ -177,8 +177,8 @@ func TestRetryAcrossRestart(t *testing.T) {
 		}
 		return nil
 	})
-	n.kill9()
-	if err := n.start(); err != nil {
+	n.Kill9()
+	if err := n.Start(); err != nil {
 		t.Fatal(err)
 	}
 	restarted.Store(true)

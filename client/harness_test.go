@@ -4,18 +4,15 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
-	"fmt"
-	"github.com/theeye/theeye/cmd/theeye/theeyetest"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/theeye/theeye/client"
+	"github.com/theeye/theeye/cmd/theeye/theeyetest"
 )
 
 // The tests drive a real theeye binary, built once in TestMain, over HTTP on
@@ -31,77 +28,23 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	os.Exit(runTests(m))
-}
-
-func runTests(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "theeye-client-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	if theeyeBin, err = theeyetest.Build(dir); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	shared, err = newNode(filepath.Join(dir, "shared"))
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "start the shared theeye node:", err)
-		return 1
-	}
-	defer shared.kill9()
-	return m.Run()
+	os.Exit(theeyetest.Main(m, adminKey, func(bin string, n *node) { theeyeBin, shared = bin, n }))
 }
 
 // node is one running theeye process (cmd/theeye/theeyetest).
-type node struct {
-	*theeyetest.Node
-	extra []string
-}
+type node = theeyetest.Node
 
 // syncBuffer collects a process's or a command's output.
 type syncBuffer = theeyetest.SyncBuffer
 
-// newNode starts theeye with its data in dataDir on ports the kernel picks
-// and waits until it is ready.
-func newNode(dataDir string) (*node, error) {
-	n := &node{}
-	if err := n.startIn(dataDir); err != nil {
-		n.kill9()
-		return nil, err
-	}
-	return n, nil
-}
-
-func (n *node) startIn(dataDir string) error {
-	n.Node = &theeyetest.Node{Bin: theeyeBin, DataDir: dataDir, AdminKey: adminKey, Extra: n.extra}
-	return n.Node.Start()
-}
-
-// start runs the process (again, after kill9: same ports and data dir) and
-// waits until it is ready.
-func (n *node) start() error {
-	if n.Node == nil {
-		return errors.New("node was never started: use newNode or startIn")
-	}
-	return n.Node.Start()
-}
-
-func (n *node) kill9() {
-	if n.Node != nil {
-		n.Node.Kill9()
-	}
-}
-
-// startNode is newNode for one test: the node is killed when it ends.
-func startNode(t *testing.T) *node {
+// startNode starts a node for one test: it is killed when the test ends.
+func startNode(t *testing.T, extra ...string) *node {
 	t.Helper()
-	n, err := newNode(t.TempDir())
+	n, err := theeyetest.StartNode(theeyeBin, t.TempDir(), adminKey, extra...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(n.kill9)
+	t.Cleanup(n.Kill9)
 	return n
 }
 

@@ -22,25 +22,22 @@ func (c *cli) appsCommand() *cobra.Command {
 		Short: "Register an application and print its ingest key (shown only once)",
 		Args:  exactArgs(1, "the app NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, err := c.newClient(nil)
-			if err != nil {
-				return err
-			}
-			defer closeClient(cl)
-			app, key, err := cl.CreateApp(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			out := struct {
-				client.App
-				Key client.NewKey `json:"key"`
-			}{app, key}
-			return printOne(c.format(), c.stdout, out, [][2]string{
-				{"app", app.ID},
-				{"created", fmtTime(app.CreatedAt)},
-				{"key id", key.ID},
-				{"scopes", scopes(key.Scopes)},
-				{"secret", key.Secret + "   (shown only once: keep it)"},
+			return c.withClient(func(cl *client.Client) error {
+				app, key, err := cl.CreateApp(cmd.Context(), args[0])
+				if err != nil {
+					return err
+				}
+				out := struct {
+					client.App
+					Key client.NewKey `json:"key"`
+				}{app, key}
+				return printOne(c.format(), c.stdout, out, [][2]string{
+					{"app", app.ID},
+					{"created", fmtTime(app.CreatedAt)},
+					{"key id", key.ID},
+					{"scopes", scopes(key.Scopes)},
+					{"secret", key.Secret + "   (shown only once: keep it)"},
+				})
 			})
 		},
 	}
@@ -49,18 +46,15 @@ func (c *cli) appsCommand() *cobra.Command {
 		Short: "List applications",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cl, err := c.newClient(nil)
-			if err != nil {
+			return c.withClient(func(cl *client.Client) error {
+				apps, err := cl.ListApps(cmd.Context())
+				if err != nil {
+					return err
+				}
+				_, err = lister[client.App]{format: c.format(), w: c.stdout, header: []string{"ID", "NAME", "CREATED"},
+					row: func(a client.App) []string { return []string{a.ID, a.Name, fmtTime(a.CreatedAt)} }}.print(seqOf(apps))
 				return err
-			}
-			defer closeClient(cl)
-			apps, err := cl.ListApps(cmd.Context())
-			if err != nil {
-				return err
-			}
-			_, err = lister[client.App]{format: c.format(), w: c.stdout, header: []string{"ID", "NAME", "CREATED"},
-				row: func(a client.App) []string { return []string{a.ID, a.Name, fmtTime(a.CreatedAt)} }}.print(seqOf(apps))
-			return err
+			})
 		},
 	}
 	cmd.AddCommand(create, list)
@@ -100,21 +94,18 @@ func (c *cli) keysCommand() *cobra.Command {
 					return usageErrf("--scope %q: want ingest, read or admin", s)
 				}
 			}
-			cl, err := c.newClient(nil)
-			if err != nil {
-				return err
-			}
-			defer closeClient(cl)
-			k, err := cl.CreateKey(cmd.Context(), name, sc, app)
-			if err != nil {
-				return err
-			}
-			return printOne(c.format(), c.stdout, k, [][2]string{
-				{"key id", k.ID},
-				{"name", k.Name},
-				{"app", k.App},
-				{"scopes", scopes(k.Scopes)},
-				{"secret", k.Secret + "   (shown only once: keep it)"},
+			return c.withClient(func(cl *client.Client) error {
+				k, err := cl.CreateKey(cmd.Context(), name, sc, app)
+				if err != nil {
+					return err
+				}
+				return printOne(c.format(), c.stdout, k, [][2]string{
+					{"key id", k.ID},
+					{"name", k.Name},
+					{"app", k.App},
+					{"scopes", scopes(k.Scopes)},
+					{"secret", k.Secret + "   (shown only once: keep it)"},
+				})
 			})
 		},
 	}
@@ -127,20 +118,17 @@ func (c *cli) keysCommand() *cobra.Command {
 		Short: "List keys (never their secrets)",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cl, err := c.newClient(nil)
-			if err != nil {
+			return c.withClient(func(cl *client.Client) error {
+				keys, err := cl.ListKeys(cmd.Context())
+				if err != nil {
+					return err
+				}
+				_, err = lister[client.Key]{format: c.format(), w: c.stdout, header: []string{"ID", "NAME", "APP", "SCOPES", "CREATED", "REVOKED"},
+					row: func(k client.Key) []string {
+						return []string{k.ID, k.Name, k.App, scopes(k.Scopes), fmtTime(k.CreatedAt), fmt.Sprint(k.Revoked)}
+					}}.print(seqOf(keys))
 				return err
-			}
-			defer closeClient(cl)
-			keys, err := cl.ListKeys(cmd.Context())
-			if err != nil {
-				return err
-			}
-			_, err = lister[client.Key]{format: c.format(), w: c.stdout, header: []string{"ID", "NAME", "APP", "SCOPES", "CREATED", "REVOKED"},
-				row: func(k client.Key) []string {
-					return []string{k.ID, k.Name, k.App, scopes(k.Scopes), fmtTime(k.CreatedAt), fmt.Sprint(k.Revoked)}
-				}}.print(seqOf(keys))
-			return err
+			})
 		},
 	}
 	revoke := &cobra.Command{
@@ -148,15 +136,12 @@ func (c *cli) keysCommand() *cobra.Command {
 		Short: "Revoke a key (every node refuses it once committed)",
 		Args:  exactArgs(1, "the key ID (see eyectl keys list)"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, err := c.newClient(nil)
-			if err != nil {
-				return err
-			}
-			defer closeClient(cl)
-			if err := cl.RevokeKey(cmd.Context(), args[0]); err != nil {
-				return err
-			}
-			return printOne(c.format(), c.stdout, map[string]any{"id": args[0], "revoked": true}, [][2]string{{"revoked", args[0]}})
+			return c.withClient(func(cl *client.Client) error {
+				if err := cl.RevokeKey(cmd.Context(), args[0]); err != nil {
+					return err
+				}
+				return printOne(c.format(), c.stdout, map[string]any{"id": args[0], "revoked": true}, [][2]string{{"revoked", args[0]}})
+			})
 		},
 	}
 	cmd.AddCommand(create, list, revoke)
@@ -194,17 +179,14 @@ func (c *cli) schemasCommand() *cobra.Command {
 			if !json.Valid(b) {
 				return usageErrf("%s is not valid JSON", args[0])
 			}
-			cl, err := c.newClient(nil)
-			if err != nil {
-				return err
-			}
-			defer closeClient(cl)
-			s, err := cl.PutSchema(cmd.Context(), category, name, b)
-			if err != nil {
-				return err
-			}
-			return printOne(c.format(), c.stdout, s, [][2]string{
-				{"category", s.Category}, {"name", s.Name}, {"version", fmt.Sprint(s.Version)}})
+			return c.withClient(func(cl *client.Client) error {
+				s, err := cl.PutSchema(cmd.Context(), category, name, b)
+				if err != nil {
+					return err
+				}
+				return printOne(c.format(), c.stdout, s, [][2]string{
+					{"category", s.Category}, {"name", s.Name}, {"version", fmt.Sprint(s.Version)}})
+			})
 		},
 	}
 	put.Flags().StringVar(&category, "category", "", "the event category")
@@ -215,20 +197,17 @@ func (c *cli) schemasCommand() *cobra.Command {
 		Short: "List the latest version of every schema, or every version of one",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cl, err := c.newClient(nil)
-			if err != nil {
+			return c.withClient(func(cl *client.Client) error {
+				ss, err := cl.ListSchemas(cmd.Context(), lcat, lname)
+				if err != nil {
+					return err
+				}
+				_, err = lister[client.Schema]{format: c.format(), w: c.stdout, header: []string{"CATEGORY", "NAME", "VERSION", "CREATED", "SCHEMA"},
+					row: func(s client.Schema) []string {
+						return []string{s.Category, s.Name, fmt.Sprint(s.Version), fmtTime(s.CreatedAt), clip(compactJSON(s.Schema), 60)}
+					}}.print(seqOf(ss))
 				return err
-			}
-			defer closeClient(cl)
-			ss, err := cl.ListSchemas(cmd.Context(), lcat, lname)
-			if err != nil {
-				return err
-			}
-			_, err = lister[client.Schema]{format: c.format(), w: c.stdout, header: []string{"CATEGORY", "NAME", "VERSION", "CREATED", "SCHEMA"},
-				row: func(s client.Schema) []string {
-					return []string{s.Category, s.Name, fmt.Sprint(s.Version), fmtTime(s.CreatedAt), clip(compactJSON(s.Schema), 60)}
-				}}.print(seqOf(ss))
-			return err
+			})
 		},
 	}
 	list.Flags().StringVar(&lcat, "category", "", "the event category")
@@ -247,28 +226,25 @@ func (c *cli) clusterCommand() *cobra.Command {
 		Short: "Show the answering node's view of the cluster (read key)",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cl, err := c.newClient(nil)
-			if err != nil {
+			return c.withClient(func(cl *client.Client) error {
+				st, err := cl.ClusterStatus(cmd.Context())
+				if err != nil {
+					return err
+				}
+				if c.format() != "table" {
+					return printOne(c.format(), c.stdout, st, nil)
+				}
+				leader := st.Leader
+				if leader == "" {
+					leader = "none known"
+				}
+				fmt.Fprintf(c.stdout, "leader: %s\n", leader)
+				_, err = lister[client.Node]{format: "table", w: c.stdout, header: []string{"ID", "RAFT", "HTTP", "SUFFRAGE", "STATE", "APPLIED", "INDEXED"},
+					row: func(n client.Node) []string {
+						return []string{n.ID, n.RaftAddr, n.HTTPAddr, n.Suffrage, n.State, optSeq(n.AppliedSeq), optSeq(n.IndexedSeq)}
+					}}.print(seqOf(st.Nodes))
 				return err
-			}
-			defer closeClient(cl)
-			st, err := cl.ClusterStatus(cmd.Context())
-			if err != nil {
-				return err
-			}
-			if c.format() != "table" {
-				return printOne(c.format(), c.stdout, st, nil)
-			}
-			leader := st.Leader
-			if leader == "" {
-				leader = "none known"
-			}
-			fmt.Fprintf(c.stdout, "leader: %s\n", leader)
-			_, err = lister[client.Node]{format: "table", w: c.stdout, header: []string{"ID", "RAFT", "HTTP", "SUFFRAGE", "STATE", "APPLIED", "INDEXED"},
-				row: func(n client.Node) []string {
-					return []string{n.ID, n.RaftAddr, n.HTTPAddr, n.Suffrage, n.State, optSeq(n.AppliedSeq), optSeq(n.IndexedSeq)}
-				}}.print(seqOf(st.Nodes))
-			return err
+			})
 		},
 	}
 	var spec client.NodeSpec
@@ -281,15 +257,12 @@ func (c *cli) clusterCommand() *cobra.Command {
 			if spec.ID == "" || spec.RaftAddr == "" || spec.HTTPAddr == "" {
 				return usageErrf("cluster join needs --id, --raft and --http")
 			}
-			cl, err := c.newClient(nil)
-			if err != nil {
-				return err
-			}
-			defer closeClient(cl)
-			if err := cl.AddNode(cmd.Context(), spec); err != nil {
-				return err
-			}
-			return printOne(c.format(), c.stdout, spec, [][2]string{{"added", spec.ID}, {"raft", spec.RaftAddr}, {"http", spec.HTTPAddr}})
+			return c.withClient(func(cl *client.Client) error {
+				if err := cl.AddNode(cmd.Context(), spec); err != nil {
+					return err
+				}
+				return printOne(c.format(), c.stdout, spec, [][2]string{{"added", spec.ID}, {"raft", spec.RaftAddr}, {"http", spec.HTTPAddr}})
+			})
 		},
 	}
 	join.Flags().StringVar(&spec.ID, "id", "", "the new node's --node-id")
@@ -300,15 +273,12 @@ func (c *cli) clusterCommand() *cobra.Command {
 		Short: "Remove a node from the cluster (admin key)",
 		Args:  exactArgs(1, "the node ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, err := c.newClient(nil)
-			if err != nil {
-				return err
-			}
-			defer closeClient(cl)
-			if err := cl.RemoveNode(cmd.Context(), args[0]); err != nil {
-				return err
-			}
-			return printOne(c.format(), c.stdout, map[string]any{"id": args[0], "removed": true}, [][2]string{{"removed", args[0]}})
+			return c.withClient(func(cl *client.Client) error {
+				if err := cl.RemoveNode(cmd.Context(), args[0]); err != nil {
+					return err
+				}
+				return printOne(c.format(), c.stdout, map[string]any{"id": args[0], "removed": true}, [][2]string{{"removed", args[0]}})
+			})
 		},
 	}
 	cmd.AddCommand(status, join, remove)

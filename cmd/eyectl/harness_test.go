@@ -1,13 +1,11 @@
 package main
 
 import (
-	"errors"
-	"fmt"
-	"github.com/theeye/theeye/cmd/theeye/theeyetest"
 	"os"
-	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/theeye/theeye/cmd/theeye/theeyetest"
 )
 
 // The tests run eyectl in-process (run with args and buffers) against a real
@@ -23,68 +21,14 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	os.Exit(runTests(m))
-}
-
-func runTests(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "theeye-eyectl-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	if theeyeBin, err = theeyetest.Build(dir); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	shared, err = newNode(filepath.Join(dir, "shared"))
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "start the shared theeye node:", err)
-		return 1
-	}
-	defer shared.kill9()
-	return m.Run()
+	os.Exit(theeyetest.Main(m, adminKey, func(bin string, n *node) { theeyeBin, shared = bin, n }))
 }
 
 // node is one running theeye process (cmd/theeye/theeyetest).
-type node struct {
-	*theeyetest.Node
-	extra []string
-}
+type node = theeyetest.Node
 
 // syncBuffer collects a process's or a command's output.
 type syncBuffer = theeyetest.SyncBuffer
-
-// newNode starts theeye with its data in dataDir on ports the kernel picks
-// and waits until it is ready.
-func newNode(dataDir string) (*node, error) {
-	n := &node{}
-	if err := n.startIn(dataDir); err != nil {
-		n.kill9()
-		return nil, err
-	}
-	return n, nil
-}
-
-func (n *node) startIn(dataDir string) error {
-	n.Node = &theeyetest.Node{Bin: theeyeBin, DataDir: dataDir, AdminKey: adminKey, Extra: n.extra}
-	return n.Node.Start()
-}
-
-// start runs the process (again, after kill9: same ports and data dir) and
-// waits until it is ready.
-func (n *node) start() error {
-	if n.Node == nil {
-		return errors.New("node was never started: use newNode or startIn")
-	}
-	return n.Node.Start()
-}
-
-func (n *node) kill9() {
-	if n.Node != nil {
-		n.Node.Kill9()
-	}
-}
 
 // freePort returns a loopback port nothing listens on.
 func freePort() (int, error) { return theeyetest.ClosedPort() }

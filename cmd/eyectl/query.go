@@ -65,19 +65,16 @@ category (and name), or, with neither, every event in the time range.`,
 			if q.limit < 0 {
 				return usageErrf("--limit %d: want 0 (all) or more", q.limit)
 			}
-			cl, err := c.newClient(nil)
-			if err != nil {
+			return c.withClient(func(cl *client.Client) error {
+				query := client.Query{Category: category, Name: name, App: app, From: from, To: to,
+					Limit: pageSize(q.limit), Desc: q.desc, MinSeq: q.minSeq}
+				seq := cl.Events(cmd.Context(), query)
+				if session != "" {
+					seq = cl.SessionEvents(cmd.Context(), session, query)
+				}
+				_, err = lister[client.StoredEvent]{format: c.format(), w: c.stdout, header: eventHeader(), row: eventRow}.print(limit(seq, q.limit))
 				return err
-			}
-			defer closeClient(cl)
-			query := client.Query{Category: category, Name: name, App: app, From: from, To: to,
-				Limit: pageSize(q.limit), Desc: q.desc, MinSeq: q.minSeq}
-			seq := cl.Events(cmd.Context(), query)
-			if session != "" {
-				seq = cl.SessionEvents(cmd.Context(), session, query)
-			}
-			_, err = lister[client.StoredEvent]{format: c.format(), w: c.stdout, header: eventHeader(), row: eventRow}.print(limit(seq, q.limit))
-			return err
+			})
 		},
 	}
 	f := cmd.Flags()
@@ -108,15 +105,12 @@ unknown_event_type.`,
 			if err != nil {
 				return err
 			}
-			cl, err := c.newClient(nil)
-			if err != nil {
+			return c.withClient(func(cl *client.Client) error {
+				seq := cl.Errors(cmd.Context(), client.ErrorQuery{Reason: reason, App: app, From: from, To: to,
+					Limit: pageSize(q.limit), Desc: q.desc, MinSeq: q.minSeq})
+				_, err = lister[client.ErrorRecord]{format: c.format(), w: c.stdout, header: errorHeader(), row: errorRow}.print(limit(seq, q.limit))
 				return err
-			}
-			defer closeClient(cl)
-			seq := cl.Errors(cmd.Context(), client.ErrorQuery{Reason: reason, App: app, From: from, To: to,
-				Limit: pageSize(q.limit), Desc: q.desc, MinSeq: q.minSeq})
-			_, err = lister[client.ErrorRecord]{format: c.format(), w: c.stdout, header: errorHeader(), row: errorRow}.print(limit(seq, q.limit))
-			return err
+			})
 		},
 	}
 	f := cmd.Flags()

@@ -157,6 +157,16 @@ func (c *cli) newClient(tune func(*client.Config)) (*client.Client, error) {
 }
 
 // closeClient releases a client used only for synchronous calls.
+// withClient runs fn with a client configured from the flags, closed after.
+func (c *cli) withClient(fn func(cl *client.Client) error) error {
+	cl, err := c.newClient(nil)
+	if err != nil {
+		return err
+	}
+	defer closeClient(cl)
+	return fn(cl)
+}
+
 func closeClient(cl *client.Client) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/theeye/theeye/cmd/theeye/theeyetest"
 	"io"
 	"math/rand/v2"
 	"net"
@@ -16,6 +15,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/theeye/theeye/cmd/theeye/theeyetest"
 )
 
 const testClusterKey = "test-cluster-key"

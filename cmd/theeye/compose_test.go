@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"github.com/theeye/theeye/cmd/theeye/theeyetest"
 	"net/http"
 	"os"
 	"os/exec"
@@ -11,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/theeye/theeye/cmd/theeye/theeyetest"
 )
 
 // TestComposeCluster: the deploy/ image and compose file bring a 3-node

@@ -6,13 +6,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/theeye/theeye/cmd/theeye/theeyetest"
 	"io"
 	"net/http"
 	"os"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/theeye/theeye/cmd/theeye/theeyetest"
 )
 
 // The end-to-end tests drive the real theeye binary, built once here, over

@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"sync"
 	"syscall"
+	"testing"
 	"time"
 )
 
@@ -53,6 +54,43 @@ type Node struct {
 	Out                *SyncBuffer // stdout and stderr of the current process
 	Cmd                *exec.Cmd
 	Done               chan struct{} // closed when the current process exits
+}
+
+// StartNode starts a node of bin with its data in dataDir and waits until
+// it is ready; a node that fails to get ready is killed.
+func StartNode(bin, dataDir, adminKey string, extra ...string) (*Node, error) {
+	n := &Node{Bin: bin, DataDir: dataDir, AdminKey: adminKey, Extra: extra}
+	if err := n.Start(); err != nil {
+		n.Kill9()
+		return nil, err
+	}
+	return n, nil
+}
+
+// Main is the TestMain of a package whose tests share one node: it builds
+// theeye into a temporary dir, starts the shared node (its data there
+// too), hands both to setup, runs the tests and cleans up. It returns the
+// exit code for os.Exit.
+func Main(m *testing.M, adminKey string, setup func(bin string, shared *Node)) int {
+	dir, err := os.MkdirTemp("", "theeye-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	bin, err := Build(dir)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	shared, err := StartNode(bin, filepath.Join(dir, "shared"), adminKey)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "start the shared theeye node:", err)
+		return 1
+	}
+	defer shared.Kill9()
+	setup(bin, shared)
+	return m.Run()
 }
 
 // Start starts the process and waits until it listens and /readyz is 200.
