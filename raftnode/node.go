@@ -1,6 +1,7 @@
 package raftnode
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -409,10 +410,10 @@ func (n *Node) Schemas() []theeye.Schema {
 		}
 	}
 	slices.SortFunc(out, func(a, b theeye.Schema) int {
-		if c := cmpString(a.Category, b.Category); c != 0 {
+		if c := cmp.Compare(a.Category, b.Category); c != 0 {
 			return c
 		}
-		return cmpString(a.Name, b.Name)
+		return cmp.Compare(a.Name, b.Name)
 	})
 	return out
 }
@@ -427,23 +428,13 @@ func (n *Node) SchemaVersions(category, name string) []theeye.Schema {
 // order. The slice is shared: do not modify it.
 func (n *Node) Revalidations(after uint64) []theeye.Revalidation {
 	rs := n.state.get().Revalidations
-	i, _ := slices.BinarySearchFunc(rs, after+1, func(r theeye.Revalidation, id uint64) int { return cmpUint(r.ID, id) })
+	i, _ := slices.BinarySearchFunc(rs, after+1, func(r theeye.Revalidation, id uint64) int { return cmp.Compare(r.ID, id) })
 	return rs[i:]
 }
 
 // ConfigChanged returns a channel closed at the next change of the
 // replicated configuration.
 func (n *Node) ConfigChanged() <-chan struct{} { return n.state.changedCh() }
-
-func cmpUint(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
-}
 
 // apply is the one path to raft.Apply for single entries: it checks
 // leadership, bounds the wait by ctx, and unwraps both the future's error

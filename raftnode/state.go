@@ -1,6 +1,7 @@
 package raftnode
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -225,25 +226,15 @@ func (ss *stateStore) lookupKey(hash string) (theeye.Key, bool) {
 func (ss *stateStore) apps() []theeye.App {
 	st := ss.get()
 	out := slices.Collect(maps.Values(st.Apps))
-	slices.SortFunc(out, func(a, b theeye.App) int { return cmpString(a.ID, b.ID) })
+	slices.SortFunc(out, func(a, b theeye.App) int { return cmp.Compare(a.ID, b.ID) })
 	return out
 }
 
 func (ss *stateStore) keys() []theeye.Key {
 	st := ss.get()
 	out := slices.Collect(maps.Values(st.Keys))
-	slices.SortFunc(out, func(a, b theeye.Key) int { return cmpString(a.ID, b.ID) })
+	slices.SortFunc(out, func(a, b theeye.Key) int { return cmp.Compare(a.ID, b.ID) })
 	return out
-}
-
-func cmpString(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // writeFileAtomic replaces path with b: write a temp file, fsync it, rename
