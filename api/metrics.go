@@ -1,10 +1,7 @@
 package api
 
 import (
-	"net/http"
-
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 type metrics struct {
@@ -42,13 +39,6 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		reg.MustRegister(m.requests, m.duration, m.rejected, m.ingestEvents, m.ingestRequests, m.forwards)
 	}
 	return m
-}
-
-func (s *Server) metricsHandler() http.Handler {
-	if s.promHandler == nil {
-		s.promHandler = promhttp.HandlerFor(s.cfg.Gatherer, promhttp.HandlerOpts{ErrorLog: slogPrinter{s}})
-	}
-	return s.promHandler
 }
 
 type slogPrinter struct{ s *Server }

@@ -8,10 +8,13 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/julienschmidt/httprouter"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/theeye/theeye"
 	"github.com/theeye/theeye/index"
@@ -106,7 +109,7 @@ type Server struct {
 	m      *metrics
 	router *httprouter.Router
 	http   *http.Server
-	// promHandler serves /metrics; built once, in New.
+	// promHandler serves /metrics.
 	promHandler http.Handler
 }
 
@@ -115,7 +118,7 @@ func New(cfg Config) *Server {
 	cfg.setDefaults()
 	s := &Server{cfg: cfg, logger: cfg.Logger.With("component", "api")}
 	s.m = newMetrics(cfg.Registerer)
-	s.metricsHandler()
+	s.promHandler = promhttp.HandlerFor(cfg.Gatherer, promhttp.HandlerOpts{ErrorLog: slogPrinter{s}})
 	s.router = s.routes()
 	s.http = &http.Server{
 		Handler:           s,
@@ -159,58 +162,50 @@ func (s *Server) routeTable() []route {
 
 		{http.MethodGet, "/healthz", s.handleHealthz},
 		{http.MethodGet, "/readyz", s.handleReadyz},
-		{http.MethodGet, "/metrics", func(w http.ResponseWriter, r *http.Request, _ httprouter.Params) { s.metricsHandler().ServeHTTP(w, r) }},
+		{http.MethodGet, "/metrics", func(w http.ResponseWriter, r *http.Request, _ httprouter.Params) { s.promHandler.ServeHTTP(w, r) }},
 		{http.MethodGet, "/openapi.json", s.handleOpenAPI},
 		{http.MethodGet, "/status", s.handleStatus},
 		{http.MethodGet, "/", s.handleIndexPage},
 	}
 }
 
-// routes builds the router from routeTable.
+// routes builds the router from routeTable. Every route, and the not-found
+// and method-not-allowed answers, is counted under its pattern, so metrics
+// labels stay few and no request is looked up twice.
 func (s *Server) routes() *httprouter.Router {
 	r := httprouter.New()
 	r.HandleMethodNotAllowed = true
-	r.NotFound = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+	r.NotFound = s.counted("other", func(w http.ResponseWriter, req *http.Request, _ httprouter.Params) {
 		s.writeError(w, req, theeye.Errorf(theeye.ENotFound, "no route %s %s", req.Method, req.URL.Path))
 	})
-	r.MethodNotAllowed = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+	r.MethodNotAllowed = s.counted("other", func(w http.ResponseWriter, req *http.Request, _ httprouter.Params) {
 		s.writeError(w, req, theeye.Errorf(theeye.EInvalidRequest, "method %s is not allowed on %s", req.Method, req.URL.Path))
 	})
 	for _, rt := range s.routeTable() {
-		r.Handle(rt.method, rt.path, rt.handle)
+		r.Handle(rt.method, rt.path, httprouter.Handle(s.counted(rt.path, rt.handle)))
 	}
 	return r
 }
 
-// ServeHTTP implements http.Handler, counting every request.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	start := time.Now()
-	sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
-	s.router.ServeHTTP(sw, r)
-	route := "other"
-	if h, params, _ := s.router.Lookup(r.Method, r.URL.Path); h != nil {
-		route = routeName(r.URL.Path, params)
+// counted wraps h with the request counter and latency histogram of route.
+func (s *Server) counted(route string, h httprouter.Handle) countedHandle {
+	return func(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		h(sw, r, ps)
+		s.m.requests.WithLabelValues(route, r.Method, strconv.Itoa(sw.status)).Inc()
+		s.m.duration.WithLabelValues(route, r.Method).Observe(time.Since(start).Seconds())
 	}
-	s.m.requests.WithLabelValues(route, r.Method, fmt.Sprint(sw.status)).Inc()
-	s.m.duration.WithLabelValues(route, r.Method).Observe(time.Since(start).Seconds())
 }
 
-// routeName turns a path back into its pattern, so metrics labels stay few.
-func routeName(path string, params httprouter.Params) string {
-	for _, p := range params {
-		path = replaceOnce(path, p.Value, ":"+p.Key)
-	}
-	return path
-}
+// countedHandle is an httprouter.Handle that is also an http.Handler (for
+// the router's NotFound and MethodNotAllowed).
+type countedHandle httprouter.Handle
 
-func replaceOnce(s, old, repl string) string {
-	for i := len(s) - len(old); i >= 0; i-- {
-		if s[i:i+len(old)] == old {
-			return s[:i] + repl + s[i+len(old):]
-		}
-	}
-	return s
-}
+func (h countedHandle) ServeHTTP(w http.ResponseWriter, r *http.Request) { h(w, r, nil) }
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.router.ServeHTTP(w, r) }
 
 type statusWriter struct {
 	http.ResponseWriter
@@ -283,7 +278,7 @@ func (s *Server) authenticate(r *http.Request) (*theeye.Key, error) {
 	if h == "" {
 		return nil, theeye.Errorf(theeye.EUnauthorized, "missing Authorization header: send \"Authorization: Bearer <key>\"")
 	}
-	if len(h) <= len(prefix) || !equalFoldASCII(h[:len(prefix)], prefix) {
+	if len(h) <= len(prefix) || !strings.EqualFold(h[:len(prefix)], prefix) {
 		return nil, theeye.Errorf(theeye.EUnauthorized, "the Authorization header must be \"Bearer <key>\"")
 	}
 	hash := theeye.HashSecret(h[len(prefix):])
@@ -295,17 +290,4 @@ func (s *Server) authenticate(r *http.Request) (*theeye.Key, error) {
 		return nil, theeye.Errorf(theeye.EUnauthorized, "unknown or revoked key")
 	}
 	return &k, nil
-}
-
-func equalFoldASCII(a, b string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := 0; i < len(a); i++ {
-		ca, cb := a[i]|0x20, b[i]|0x20
-		if ca != cb {
-			return false
-		}
-	}
-	return true
 }
