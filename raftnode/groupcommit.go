@@ -51,7 +51,7 @@ func (n *Node) Append(ctx context.Context, envs []theeye.Envelope) (uint64, erro
 	}
 	size := 0
 	for i := range envs {
-		size += len(envs[i].Raw) + len(envs[i].App) + 40
+		size += log.EnvelopeSize(&envs[i])
 	}
 	payload := make([]byte, 0, size)
 	for i := range envs {
