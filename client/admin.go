@@ -25,11 +25,7 @@ const (
 )
 
 // App is an application: a trusted client that sends events.
-type App struct {
-	ID        string    `json:"id"`
-	Name      string    `json:"name"`
-	CreatedAt time.Time `json:"created_at"`
-}
+type App = theeye.App
 
 // Key is an API key, without its secret.
 type Key struct {
