@@ -1,6 +1,7 @@
 package client
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -119,36 +120,16 @@ func (c Config) withDefaults() Config {
 	if len(c.Servers) == 0 {
 		c.Servers = d.Servers
 	}
-	if c.BatchSize == 0 {
-		c.BatchSize = d.BatchSize
-	}
-	if c.BatchBytes == 0 {
-		c.BatchBytes = d.BatchBytes
-	}
-	if c.FlushInterval == 0 {
-		c.FlushInterval = d.FlushInterval
-	}
-	if c.QueueSize == 0 {
-		c.QueueSize = d.QueueSize
-	}
-	if c.MaxInFlight == 0 {
-		c.MaxInFlight = d.MaxInFlight
-	}
-	if c.MaxRetries == 0 {
-		c.MaxRetries = d.MaxRetries
-	}
-	if c.RetryMin == 0 {
-		c.RetryMin = d.RetryMin
-	}
-	if c.RetryMax == 0 {
-		c.RetryMax = d.RetryMax
-	}
-	if c.RequestTimeout == 0 {
-		c.RequestTimeout = d.RequestTimeout
-	}
-	if c.UserAgent == "" {
-		c.UserAgent = d.UserAgent
-	}
+	c.BatchSize = cmp.Or(c.BatchSize, d.BatchSize)
+	c.BatchBytes = cmp.Or(c.BatchBytes, d.BatchBytes)
+	c.FlushInterval = cmp.Or(c.FlushInterval, d.FlushInterval)
+	c.QueueSize = cmp.Or(c.QueueSize, d.QueueSize)
+	c.MaxInFlight = cmp.Or(c.MaxInFlight, d.MaxInFlight)
+	c.MaxRetries = cmp.Or(c.MaxRetries, d.MaxRetries)
+	c.RetryMin = cmp.Or(c.RetryMin, d.RetryMin)
+	c.RetryMax = cmp.Or(c.RetryMax, d.RetryMax)
+	c.RequestTimeout = cmp.Or(c.RequestTimeout, d.RequestTimeout)
+	c.UserAgent = cmp.Or(c.UserAgent, d.UserAgent)
 	return c
 }
 
