@@ -21,6 +21,15 @@ import (
 // Names of apps and keys: what fits in a URL path segment and a log line.
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
 
+// checkName refuses an app or key name that does not match nameRE.
+func checkName(name string) error {
+	if nameRE.MatchString(name) {
+		return nil
+	}
+	return theeye.Errorf(theeye.EInvalidRequest,
+		"name %q: want 1 to 128 letters, digits, '.', '_' or '-', starting with a letter or digit", name).WithDetail("field", "name")
+}
+
 // decodeBody reads a small admin JSON body strictly: unknown fields and
 // trailing data are errors that name what was wrong.
 func decodeBody(r *http.Request, v any) error {
@@ -69,9 +78,8 @@ func (s *Server) handleCreateApp(w http.ResponseWriter, r *http.Request, _ httpr
 		s.writeError(w, r, err)
 		return
 	}
-	if !nameRE.MatchString(req.Name) {
-		s.writeError(w, r, theeye.Errorf(theeye.EInvalidRequest,
-			"name %q: want 1 to 128 letters, digits, '.', '_' or '-', starting with a letter or digit", req.Name).WithDetail("field", "name"))
+	if err := checkName(req.Name); err != nil {
+		s.writeError(w, r, err)
 		return
 	}
 	now := s.cfg.Now().UTC()
@@ -105,9 +113,8 @@ func (s *Server) handleCreateKey(w http.ResponseWriter, r *http.Request, _ httpr
 		s.writeError(w, r, err)
 		return
 	}
-	if !nameRE.MatchString(req.Name) {
-		s.writeError(w, r, theeye.Errorf(theeye.EInvalidRequest,
-			"name %q: want 1 to 128 letters, digits, '.', '_' or '-', starting with a letter or digit", req.Name).WithDetail("field", "name"))
+	if err := checkName(req.Name); err != nil {
+		s.writeError(w, r, err)
 		return
 	}
 	if len(req.Scopes) == 0 {
