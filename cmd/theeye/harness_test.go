@@ -160,19 +160,26 @@ func mustJSON(t *testing.T, b []byte, v any) {
 	}
 }
 
+// call sends a request with key, requires status want, and decodes the
+// JSON answer into v.
+func (p *proc) call(method, path, key, contentType string, body []byte, want int, v any) {
+	p.t.Helper()
+	st, b, _ := do(p.t, method, p.URL+path, key, contentType, body)
+	if st != want {
+		p.t.Fatalf("%s %s: %d %s, want %d", method, path, st, b, want)
+	}
+	mustJSON(p.t, b, v)
+}
+
 // createApp creates an app and returns its ingest key.
 func (p *proc) createApp(name string) string {
 	p.t.Helper()
-	st, b, _ := do(p.t, "POST", p.URL+"/v1/apps", testAdminKey, "application/json", []byte(`{"name":"`+name+`"}`))
-	if st != 201 {
-		p.t.Fatalf("create app: %d %s", st, b)
-	}
 	var resp struct {
 		Key struct {
 			Secret string `json:"secret"`
 		} `json:"key"`
 	}
-	mustJSON(p.t, b, &resp)
+	p.call("POST", "/v1/apps", testAdminKey, "application/json", []byte(`{"name":"`+name+`"}`), 201, &resp)
 	return resp.Key.Secret
 }
 
@@ -184,12 +191,8 @@ type ack struct {
 // post sends events and requires a 202.
 func (p *proc) post(key, contentType string, body []byte) ack {
 	p.t.Helper()
-	st, b, _ := do(p.t, "POST", p.URL+"/v1/events", key, contentType, body)
-	if st != 202 {
-		p.t.Fatalf("POST /v1/events: %d %s", st, b)
-	}
 	var a ack
-	mustJSON(p.t, b, &a)
+	p.call("POST", "/v1/events", key, contentType, body, 202, &a)
 	return a
 }
 
@@ -213,12 +216,8 @@ type page struct {
 // get queries a list route with the admin key and requires a 200.
 func (p *proc) get(path string) page {
 	p.t.Helper()
-	st, b, _ := do(p.t, "GET", p.URL+path, testAdminKey, "", nil)
-	if st != 200 {
-		p.t.Fatalf("GET %s: %d %s", path, st, b)
-	}
 	var pg page
-	mustJSON(p.t, b, &pg)
+	p.call("GET", path, testAdminKey, "", nil, 200, &pg)
 	return pg
 }
 

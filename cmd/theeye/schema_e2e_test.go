@@ -29,12 +29,8 @@ type errPage struct {
 
 func (p *proc) errors(path string) errPage {
 	p.t.Helper()
-	st, b, _ := do(p.t, "GET", p.URL+path, testAdminKey, "", nil)
-	if st != 200 {
-		p.t.Fatalf("GET %s: %d %s", path, st, b)
-	}
 	var pg errPage
-	mustJSON(p.t, b, &pg)
+	p.call("GET", path, testAdminKey, "", nil, 200, &pg)
 	return pg
 }
 
@@ -49,12 +45,8 @@ type schemaJSON struct {
 func (p *proc) putSchema(category, name, schema string) schemaJSON {
 	p.t.Helper()
 	body, _ := json.Marshal(map[string]any{"category": category, "name": name, "schema": json.RawMessage(schema)})
-	st, b, _ := do(p.t, "POST", p.URL+"/v1/schemas", testAdminKey, "application/json", body)
-	if st != 201 {
-		p.t.Fatalf("POST /v1/schemas: %d %s", st, b)
-	}
 	var s schemaJSON
-	mustJSON(p.t, b, &s)
+	p.call("POST", "/v1/schemas", testAdminKey, "application/json", body, 201, &s)
 	return s
 }
 
@@ -69,12 +61,8 @@ type revalidateResp struct {
 
 func (p *proc) revalidate(body string) revalidateResp {
 	p.t.Helper()
-	st, b, _ := do(p.t, "POST", p.URL+"/v1/errors/revalidate", testAdminKey, "application/json", []byte(body))
-	if st != 200 {
-		p.t.Fatalf("POST /v1/errors/revalidate: %d %s", st, b)
-	}
 	var r revalidateResp
-	mustJSON(p.t, b, &r)
+	p.call("POST", "/v1/errors/revalidate", testAdminKey, "application/json", []byte(body), 200, &r)
 	return r
 }
 
