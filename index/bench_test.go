@@ -85,21 +85,27 @@ func BenchmarkIndexBatch(b *testing.B) {
 		b.Run(name, func(b *testing.B) {
 			src := newSynthSource(uint64(b.N), 50)
 			src.withIDs = c.ids
-			ix := openTest(b, "", src, func(cfg *Config) { cfg.BatchSize = c.batch; cfg.CacheSize = 64 << 20 })
-			b.ReportAllocs()
-			b.ResetTimer()
-			start := time.Now()
-			if _, err := ix.IndexOnce(context.Background()); err != nil {
-				b.Fatal(err)
-			}
-			b.StopTimer()
-			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "events/s")
-			if st := ix.Stats(); st.Events != uint64(b.N) {
-				b.Fatalf("stats %+v", st)
-			}
+			indexTimed(b, openTest(b, "", src, func(cfg *Config) { cfg.BatchSize = c.batch; cfg.CacheSize = 64 << 20 }))
 		})
 	}
 	benchIndexBatchSchema(b)
+}
+
+// indexTimed indexes the b.N events of ix's source, timed, and checks all
+// of them became events.
+func indexTimed(b *testing.B, ix *Index) {
+	b.Helper()
+	b.ReportAllocs()
+	b.ResetTimer()
+	start := time.Now()
+	if _, err := ix.IndexOnce(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "events/s")
+	if st := ix.Stats(); st.Events != uint64(b.N) {
+		b.Fatalf("stats %+v", st)
+	}
 }
 
 // benchIndexBatchSchema measures what JSON Schema validation costs the
@@ -126,18 +132,7 @@ func benchIndexBatchSchema(b *testing.B) {
 					cfg.Checker, cfg.Revalidator = sch, sch
 				}
 			}
-			ix := openTest(b, "", src, edit)
-			b.ReportAllocs()
-			b.ResetTimer()
-			start := time.Now()
-			if _, err := ix.IndexOnce(context.Background()); err != nil {
-				b.Fatal(err)
-			}
-			b.StopTimer()
-			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "events/s")
-			if st := ix.Stats(); st.Events != uint64(b.N) {
-				b.Fatalf("stats %+v", st)
-			}
+			indexTimed(b, openTest(b, "", src, edit))
 		})
 	}
 }

@@ -229,9 +229,10 @@ func TestStickyWriteError(t *testing.T) {
 	})
 }
 
-func TestStickySyncError(t *testing.T) {
-	var fail atomic.Bool
-	injected := errors.New("injected sync error")
+// openSyncFailing opens a log on an in-memory FS whose fsyncs fail with
+// injected while fail is set; it is closed when the test ends.
+func openSyncFailing(t *testing.T, fail *atomic.Bool, injected error) *Log {
+	t.Helper()
 	fs := errorfs.Wrap(vfs.NewMem(), errorfs.InjectorFunc(func(op errorfs.Op) error {
 		if fail.Load() && op.Kind == errorfs.OpFileSync {
 			return injected
@@ -242,7 +243,14 @@ func TestStickySyncError(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
+	t.Cleanup(func() { l.Close() })
+	return l
+}
+
+func TestStickySyncError(t *testing.T) {
+	var fail atomic.Bool
+	injected := errors.New("injected sync error")
+	l := openSyncFailing(t, &fail, injected)
 	w := newTestWriter(t, l, CodecNone)
 	w.append(1)
 	fail.Store(true)
@@ -258,17 +266,7 @@ func TestStickySyncError(t *testing.T) {
 func TestSealSyncError(t *testing.T) {
 	var fail atomic.Bool
 	injected := errors.New("injected sync error")
-	fs := errorfs.Wrap(vfs.NewMem(), errorfs.InjectorFunc(func(op errorfs.Op) error {
-		if fail.Load() && op.Kind == errorfs.OpFileSync {
-			return injected
-		}
-		return nil
-	}))
-	l, err := Open("log", Config{FS: fs, SegmentSize: 1 << 10})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
+	l := openSyncFailing(t, &fail, injected)
 	w := newTestWriter(t, l, CodecNone)
 	w.append(4)
 	fail.Store(true)
