@@ -449,15 +449,7 @@ func TestOperationalEndpoints(t *testing.T) {
 		}
 	}
 	st, b, _ := do(t, "GET", n.URL+"/v1/cluster", testAdminKey, "", nil)
-	var cl struct {
-		Leader string `json:"leader"`
-		Nodes  []struct {
-			ID         string  `json:"id"`
-			State      string  `json:"state"`
-			AppliedSeq *uint64 `json:"applied_seq"`
-			IndexedSeq *uint64 `json:"indexed_seq"`
-		} `json:"nodes"`
-	}
+	var cl clusterView
 	mustJSON(t, b, &cl)
 	if st != 200 || cl.Leader != "n1" || len(cl.Nodes) != 1 || cl.Nodes[0].State != "leader" || *cl.Nodes[0].AppliedSeq != 2 || *cl.Nodes[0].IndexedSeq != 2 {
 		t.Fatalf("cluster: %d %s", st, b)
