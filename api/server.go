@@ -241,11 +241,6 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return nil
 }
 
-// Handler returns the server's http.Handler (tests).
-func (s *Server) Handler() http.Handler { return s }
-
-type keyCtx struct{}
-
 // auth wraps a handler with API.md's authentication: a Bearer key, known
 // (401 otherwise) and holding the scope (403 otherwise).
 func (s *Server) auth(scope theeye.Scope, h func(http.ResponseWriter, *http.Request, httprouter.Params, *theeye.Key)) httprouter.Handle {

@@ -34,9 +34,6 @@ func TestMain(m *testing.M) {
 // node is one running theeye process (cmd/theeye/theeyetest).
 type node = theeyetest.Node
 
-// syncBuffer collects a process's or a command's output.
-type syncBuffer = theeyetest.SyncBuffer
-
 // startNode starts a node for one test: it is killed when the test ends.
 func startNode(t *testing.T, extra ...string) *node {
 	t.Helper()

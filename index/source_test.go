@@ -211,19 +211,3 @@ func errorRecords(t testing.TB, ix *Index, q ErrorQuery) ([]errRecord, string) {
 	}
 	return out, next
 }
-
-// poll calls f until it returns nil or the deadline passes.
-func poll(t testing.TB, timeout time.Duration, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met after %s: %v", timeout, err)
-		}
-		<-time.After(time.Millisecond) // poll interval, not synchronisation
-	}
-}

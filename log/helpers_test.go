@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/theeye/theeye"
 )
 
@@ -183,9 +182,4 @@ func fileExists(t testing.TB, path string) bool {
 	}
 	t.Fatal(err)
 	return false
-}
-
-// memConfig returns a Config on an in-memory FS.
-func memConfig(fs vfs.FS, segmentSize int64) Config {
-	return Config{SegmentSize: segmentSize, FS: fs}
 }
