@@ -1,6 +1,7 @@
 package index
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -137,55 +138,54 @@ func benchIndexBatchSchema(b *testing.B) {
 	}
 }
 
-// BenchmarkPebbleLayout isolates the Pebble cost of the two layouts of
-// DESIGN.md with the same keys, pre-rendered: the body once under e/<seq>
-// and the app as the value of four pointer keys (what this package does),
-// against the body as the value of each of the four keys.
+// BenchmarkPebbleLayout isolates the Pebble cost of two layouts with the
+// same keys, pre-rendered: layout=session-body is what this package writes
+// (the body under the session key, three pointers whose value is app +
+// session); layout=seq-body is layout 2's (the body once under e/<seq>, four
+// pointers s, c, n, t whose value is the app).
 func BenchmarkPebbleLayout(b *testing.B) {
 	const batch = 2048
 	src := newSynthSource(1<<16, 50)
 	type kv struct{ k, v []byte }
-	var keys [][]kv // per event, pointer layout
+	layouts := map[string][][]kv{} // per layout, per event
 	_, _ = src.ReadFrom(1, 1<<16, func(seq uint64, env *theeye.Envelope) error {
 		ev, reasons := theeye.ParseEvent(env.Raw, env.ReceivedTime(), theeye.DefaultPolicy())
 		if len(reasons) > 0 {
 			return errors.New("invalid synthetic event")
 		}
 		ts := ev.Timestamp.UnixNano()
-		keys = append(keys, []kv{
-			{appendEventKey(nil, seq), appendEvent(nil, seq, env, &ev)},
-			{appendSessionKey(nil, ev.SessionID, ts, seq), []byte(env.App)},
-			{appendCategoryKey(nil, ev.Category, ts, seq), []byte(env.App)},
-			{appendNameKey(nil, ev.Category, ev.Name, ts, seq), []byte(env.App)},
-			{appendTimeKey(nil, ts, seq), []byte(env.App)},
+		body := appendEvent(nil, seq, env, &ev)
+		ptr := appendAppValue(nil, env.App, ev.SessionID)
+		layouts["session-body"] = append(layouts["session-body"], []kv{
+			{appendSessionKey(nil, ev.SessionID, ts, seq), append(appendAppValue(nil, env.App, ""), body...)},
+			{appendCategoryKey(nil, ev.Category, ts, seq), ptr},
+			{appendNameKey(nil, ev.Category, ev.Name, ts, seq), ptr},
+			{appendTimeKey(nil, ts, seq), ptr},
+		})
+		app := []byte(env.App)
+		layouts["seq-body"] = append(layouts["seq-body"], []kv{
+			{appendUint64([]byte{'e'}, seq), body},
+			{appendSessionKey(nil, ev.SessionID, ts, seq), app},
+			{appendCategoryKey(nil, ev.Category, ts, seq), app},
+			{appendNameKey(nil, ev.Category, ev.Name, ts, seq), app},
+			{appendTimeKey(nil, ts, seq), app},
 		})
 		return nil
 	})
-	for _, full := range []bool{false, true} {
-		name := "values=pointer"
-		if full {
-			name = "values=full"
-		}
-		b.Run(fmt.Sprintf("%s/batch=%d", name, batch), func(b *testing.B) {
+	for _, layout := range []string{"session-body", "seq-body"} {
+		keys := layouts[layout]
+		b.Run(fmt.Sprintf("layout=%s/batch=%d", layout, batch), func(b *testing.B) {
 			ix := openTest(b, "", nil, func(c *Config) { c.CacheSize = 64 << 20 })
 			b.ReportAllocs()
 			b.ResetTimer()
 			bt := ix.db.NewBatch()
 			var kbuf []byte
 			for i := range b.N {
-				ev := keys[i%len(keys)]
 				seq := uint64(i + 1)
-				for j, p := range ev {
-					if full && j == 0 {
-						continue
-					}
+				for _, p := range keys[i%len(keys)] {
 					kbuf = append(kbuf[:0], p.k...)
 					putSeq(kbuf, seq) // distinct keys across laps of the pool
-					v := p.v
-					if full {
-						v = ev[0].v
-					}
-					if err := bt.Set(kbuf, v, nil); err != nil {
+					if err := bt.Set(kbuf, p.v, nil); err != nil {
 						b.Fatal(err)
 					}
 				}
@@ -269,57 +269,63 @@ func BenchmarkCategoryQuery(b *testing.B) {
 	}
 }
 
-// BenchmarkBodyLookup measures reading e/<seq> for 100 pointers of a
-// session: a point DB.Get per event against one iterator over the e
-// keyspace, seeking (bodyReader, what the query side uses).
+// BenchmarkBodyLookup measures what a category or time query pays per
+// event: from a pointer to its body in the session keyspace, 100 pointers
+// of one time range at a time. how=get is a point DB.Get per body (bloom
+// filters skip the tables without it), how=iter one iterator over the
+// session keyspace with a SeekGE to each, how=prefix the same iterator with
+// SeekPrefixGE (bloom filters, no allocation: what the query side does).
 func BenchmarkBodyLookup(b *testing.B) {
 	const total = 100_000
 	ix, _ := benchIndex(b, total, 100)
+	var ptrs [][2][]byte // (pointer key, pointer value) of the t keyspace, in time order
+	it, err := ix.db.NewIter(&pebble.IterOptions{LowerBound: []byte{ksTime}, UpperBound: []byte{ksTime + 1}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for ok := it.First(); ok; ok = it.Next() {
+		_, sess, err := decodeAppValue(it.Value())
+		if err != nil {
+			b.Fatal(err)
+		}
+		ptrs = append(ptrs, [2][]byte{append([]byte(nil), it.Key()...), append([]byte(nil), sess...)})
+	}
+	if err := it.Close(); err != nil || len(ptrs) != total {
+		b.Fatalf("%d pointers, %v", len(ptrs), err)
+	}
 	r := rand.New(rand.NewPCG(3, 3))
-	seqs := make([]uint64, 100)
-	b.Run("how=get", func(b *testing.B) {
-		b.ReportAllocs()
-		var key []byte
-		for i := 0; i < b.N; i += len(seqs) {
-			b.StopTimer()
-			randomSortedSeqs(r, seqs, total)
-			b.StartTimer()
-			for _, seq := range seqs {
-				key = appendEventKey(key[:0], seq)
-				v, closer, err := ix.db.Get(key)
-				if err != nil || len(v) == 0 {
-					b.Fatal(err)
+	const page = 100
+	for _, how := range []string{"get", "iter", "prefix"} {
+		b.Run("how="+how, func(b *testing.B) {
+			b.ReportAllocs()
+			var key []byte
+			for i := 0; i < b.N; i += page {
+				start := r.IntN(total - page)
+				var it *pebble.Iterator
+				if how != "get" {
+					if it, err = ix.db.NewIter(&pebble.IterOptions{LowerBound: []byte{ksSession}, UpperBound: []byte{ksSession + 1}}); err != nil {
+						b.Fatal(err)
+					}
 				}
-				closer.Close()
-			}
-		}
-	})
-	b.Run("how=iter", func(b *testing.B) {
-		b.ReportAllocs()
-		var br bodyReader
-		for i := 0; i < b.N; i += len(seqs) {
-			b.StopTimer()
-			randomSortedSeqs(r, seqs, total)
-			b.StartTimer()
-			for _, seq := range seqs {
-				if _, err := br.get(ix.db, seq); err != nil {
-					b.Fatal(err)
+				for _, p := range ptrs[start : start+page] {
+					key = appendBodyKey(key[:0], p[1], p[0])
+					if how == "get" {
+						v, closer, err := ix.db.Get(key)
+						if err != nil || len(v) == 0 {
+							b.Fatal(err)
+						}
+						closer.Close()
+					} else if how == "iter" && (!it.SeekGE(key) || !bytes.Equal(it.Key(), key)) {
+						b.Fatal("body not found")
+					} else if how == "prefix" && !it.SeekPrefixGE(key) {
+						b.Fatal("body not found")
+					}
+				}
+				if it != nil {
+					it.Close()
 				}
 			}
-			if err := br.close(); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
-}
-
-// randomSortedSeqs fills seqs with ascending seqs spread over [1, total],
-// the access pattern of one session's pointers.
-func randomSortedSeqs(r *rand.Rand, seqs []uint64, total uint64) {
-	seq := 1 + r.Uint64N(total-uint64(len(seqs))*10)
-	for i := range seqs {
-		seqs[i] = seq
-		seq += 1 + r.Uint64N(10)
+		})
 	}
 }
 

@@ -15,11 +15,10 @@
 //
 //	prefix | key                              | value                                   | written for
 //	-------+----------------------------------+-----------------------------------------+---------------------------
-//	'e'    | seq                              | rendered event JSON (API.md shape)      | valid events: the body, once
-//	's'    | str(session_id) ts seq           | app                                     | valid events
-//	'c'    | str(category) ts seq             | app                                     | valid events
-//	'n'    | str(category) str(name) ts seq   | app                                     | valid events
-//	't'    | ts seq                           | app                                     | valid events
+//	's'    | str(session_id) ts seq           | app*, then the rendered event JSON      | valid events: the body, once
+//	'c'    | str(category) ts seq             | app*, then the session id               | valid events
+//	'n'    | str(category) str(name) ts seq   | app*, then the session id               | valid events
+//	't'    | ts seq                           | app*, then the session id               | valid events
 //	'x'    | ts(received_at) seq              | uvarint(reason mask), then app,         | invalid events
 //	       |                                  | category, name (uvarint len + bytes),   |
 //	       |                                  | then the error record JSON              |
@@ -28,11 +27,16 @@
 //	'm'    | str(name)                        | uint64 big-endian                       | version, cursor, counters,
 //	       |                                  |                                         | last revalidation run
 //
+//	app* = uvarint length of the app, then the app
+//
 // ts in s, c, n and t is the event's timestamp. Every time-ordered key ends
 // with (ts, seq), so a scan of one session, category, category and name, or
 // of everything, is one bounded iterator ordered by timestamp with ties
-// broken by seq (invariant 8), and the pointer's seq names the body in e.
-// The value of a pointer is the app, so the app filter never reads a body.
+// broken by seq (invariant 8). The body lives in the session keyspace, so a
+// session query (the analysts' first question) reads its events in one
+// range scan; a c, n or t pointer names its body by the session in its
+// value and the (ts, seq) its own key ends with. The value of every key
+// starts with the app, so the app filter never reads past it.
 // The reason mask has one bit per reason code (values.go, append-only), so
 // the errors' reason and app filters never parse JSON.
 //
@@ -48,8 +52,8 @@
 // writes the keys, the new
 // cursor (m "cursor") and the counters in one Pebble batch committed
 // NoSync (invariant 5: the log is the source of truth, so a crash loses at
-// most whole batches, which are indexed again). A valid event writes e, s,
-// c, n, t; an invalid one writes only x (invariant 6); a duplicate writes
+// most whole batches, which are indexed again). A valid event writes s, c,
+// n, t; an invalid one writes only x (invariant 6); a duplicate writes
 // nothing.
 //
 // # Revalidation
@@ -60,7 +64,7 @@
 // the request in a batch of its own: it judges the matching x records
 // again (events read back from the Source) against the schema versions
 // registered before the request's ID, turns those that pass into events
-// (e, s, c, n, t; x deleted), rewrites the reasons of those that still
+// (s, c, n, t; x deleted), rewrites the reasons of those that still
 // fail, and writes r/<id>, m "revalidated" and the totals in the same
 // batch. The indexer reads Source.LastSeq before the requests, so it never
 // runs past a request it has not seen. Every node, and a rebuild from the
@@ -72,8 +76,9 @@
 // Events and Errors scan one keyspace with IterOptions bounds computed from
 // the query (time bounds appended to the prefix; the prefix successor as
 // the exclusive upper bound), SeekGE or SeekLT, a fresh iterator every
-// 4096 keys so long exports do not pin memtables, and a second iterator
-// over e for the bodies. A cursor is the base64url of a version byte, the
+// 4096 keys so long exports do not pin memtables, and, for a pointer
+// keyspace, a second iterator over s that finds each body with
+// SeekPrefixGE (bloom filters). A cursor is the base64url of a version byte, the
 // keyspace byte and the last key returned; it must lie inside the query's
 // bounds.
 package index

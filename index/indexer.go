@@ -288,25 +288,24 @@ func (ix *Index) writeError(b *pebble.Batch, seq uint64, env *theeye.Envelope, e
 	return nil
 }
 
-// writeEvent adds the body and the pointers of a valid event to b.
+// writeEvent adds the body and the pointers of a valid event to b: the
+// body under its session key (a session query is one scan), the pointers
+// c, n and t carrying the session so that they find the body.
 func (ix *Index) writeEvent(b *pebble.Batch, seq uint64, env *theeye.Envelope, ev *theeye.Event) error {
 	w := &ix.w
-	w.key = appendEventKey(w.key[:0], seq)
-	w.val = appendEvent(w.val[:0], seq, env, ev)
-	w.staged.set(w.key, w.val)
-	// Pointers: the key ends with seq, the value is the app (for the App
-	// filter without reading the body).
 	ts := ev.Timestamp.UnixNano()
-	w.app = append(w.app[:0], env.App...)
-	for i := range 4 {
+	w.key = appendSessionKey(w.key[:0], ev.SessionID, ts, seq)
+	w.val = appendAppValue(w.val[:0], env.App, "")
+	w.val = appendEvent(w.val, seq, env, ev)
+	w.staged.set(w.key, w.val)
+	w.app = appendAppValue(w.app[:0], env.App, ev.SessionID)
+	for i := range 3 {
 		switch i {
 		case 0:
-			w.key = appendSessionKey(w.key[:0], ev.SessionID, ts, seq)
-		case 1:
 			w.key = appendCategoryKey(w.key[:0], ev.Category, ts, seq)
-		case 2:
+		case 1:
 			w.key = appendNameKey(w.key[:0], ev.Category, ev.Name, ts, seq)
-		case 3:
+		case 2:
 			w.key = appendTimeKey(w.key[:0], ts, seq)
 		}
 		w.staged.set(w.key, w.app)

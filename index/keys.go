@@ -14,11 +14,12 @@ import (
 
 // Keyspace prefix bytes. Persisted: never change one.
 const (
-	ksEvent   byte = 'e' // e seq -> rendered event
-	ksSession byte = 's' // s session ts seq -> app
-	ksCat     byte = 'c' // c category ts seq -> app
-	ksName    byte = 'n' // n category name ts seq -> app
-	ksTime    byte = 't' // t ts seq -> app
+	// 'e' (seq -> rendered event) was layout 1 and 2's body keyspace; do
+	// not reuse the byte.
+	ksSession byte = 's' // s session ts seq -> app + rendered event
+	ksCat     byte = 'c' // c category ts seq -> app + session
+	ksName    byte = 'n' // n category name ts seq -> app + session
+	ksTime    byte = 't' // t ts seq -> app + session
 	ksError   byte = 'x' // x received_at seq -> error header + record
 	ksDedupe  byte = 'd' // d app id -> seq + hash
 	ksMeta    byte = 'm' // m name -> value
@@ -70,7 +71,7 @@ func decodeTimestamp(b []byte) (int64, []byte, error) {
 }
 
 // appendString appends s with 0x00 escaped as 0x00 0xFF, then 0x00 0x01.
-func appendString(dst []byte, s string) []byte {
+func appendString[S ~string | ~[]byte](dst []byte, s S) []byte {
 	for i := 0; i < len(s); i++ {
 		if s[i] == strEscape {
 			dst = append(dst, strEscape, strEscapedNul)
@@ -125,25 +126,6 @@ func prefixSuccessor(p []byte) []byte {
 	return nil
 }
 
-// eventKey is e/<seq>.
-func appendEventKey(dst []byte, seq uint64) []byte {
-	return appendUint64(append(dst, ksEvent), seq)
-}
-
-func decodeEventKey(k []byte) (seq uint64, err error) {
-	if len(k) == 0 || k[0] != ksEvent {
-		return 0, errKeyspace
-	}
-	seq, rest, err := decodeUint64(k[1:])
-	if err != nil {
-		return 0, err
-	}
-	if len(rest) != 0 {
-		return 0, errTrailing
-	}
-	return seq, nil
-}
-
 // appendTSSeq appends the (timestamp, seq) suffix.
 func appendTSSeq(dst []byte, ns int64, seq uint64) []byte {
 	return appendUint64(appendTimestamp(dst, ns), seq)
@@ -172,6 +154,14 @@ func appendSessionPrefix(dst []byte, session string) []byte {
 
 func appendSessionKey(dst []byte, session string, ns int64, seq uint64) []byte {
 	return appendTSSeq(appendSessionPrefix(dst, session), ns, seq)
+}
+
+// appendBodyKey appends the s key that holds the body a c, n or t pointer
+// names: the session (the pointer's value), then the pointer key's own
+// (ts, seq) suffix.
+func appendBodyKey(dst, session, pointer []byte) []byte {
+	dst = appendString(append(dst, ksSession), session)
+	return append(dst, pointer[len(pointer)-tsSeqLen:]...)
 }
 
 func decodeSessionKey(k []byte) (session string, ns int64, seq uint64, err error) {

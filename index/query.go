@@ -77,16 +77,29 @@ func (ix *Index) Events(ctx context.Context, q EventQuery, fn func(event []byte)
 	sc := scan{ks: prefix[0], desc: q.Desc, limit: q.Limit, cursor: q.Cursor}
 	sc.lower, sc.upper, sc.empty = timeRange(prefix, q.From, q.To)
 	app := q.App
-	sc.keep = func(_, v []byte) bool { return app == "" || string(v) == app }
-	var body bodyReader
-	sc.emit = func(k, _ []byte) error {
-		b, err := body.get(ix.db, seqOfKey(k))
-		if err != nil {
-			return err
+	sc.keep = func(_, v []byte) bool {
+		if app == "" {
+			return true
 		}
-		return fn(b)
+		a, _, err := decodeAppValue(v)
+		return err != nil || string(a) == app // emit reports a malformed value
 	}
-	sc.chunkDone = body.close
+	inSession := prefix[0] == ksSession
+	var bodies bodyReader
+	sc.emit = func(k, v []byte) error {
+		_, rest, err := decodeAppValue(v)
+		if err != nil {
+			return fmt.Errorf("value of seq %d: %w", seqOfKey(k), err)
+		}
+		if !inSession {
+			// A pointer: rest is the session, whose keyspace holds the body.
+			if rest, err = bodies.get(ix.db, rest, k); err != nil {
+				return err
+			}
+		}
+		return fn(rest)
+	}
+	sc.chunkDone = bodies.close
 	next, err = ix.scan(ctx, &sc)
 	if err != nil {
 		return "", fmt.Errorf("events query: %w", err)
@@ -355,36 +368,41 @@ func (ix *Index) withIter(lo, hi []byte, done func() error, fn func(it *pebble.I
 	return nil
 }
 
-// bodyReader reads the event bodies (e/<seq>) of the pointers a scan
-// visits, with one iterator over the e keyspace per chunk, opened at the
-// first read. BenchmarkBodyLookup measured it cheaper than a DB.Get per
-// event (no per-read iterator setup, no allocation).
+// bodyReader reads the bodies that the c, n and t pointers of a scan name,
+// with one iterator over the session keyspace per chunk, opened at the
+// first read. SeekPrefixGE consults the bloom filters as a DB.Get does, but
+// without Get's allocation (BenchmarkBodyLookup).
 type bodyReader struct {
 	it  *pebble.Iterator
 	key []byte
 }
 
-// get returns the body of seq, valid until the next get or close.
-func (r *bodyReader) get(db *pebble.DB, seq uint64) ([]byte, error) {
+// get returns the body of the event that pointer key ptr with session
+// names, valid until the next get or close.
+func (r *bodyReader) get(db *pebble.DB, session, ptr []byte) ([]byte, error) {
 	if r.it == nil {
-		it, err := db.NewIter(&pebble.IterOptions{LowerBound: []byte{ksEvent}, UpperBound: []byte{ksEvent + 1}})
+		it, err := db.NewIter(&pebble.IterOptions{LowerBound: []byte{ksSession}, UpperBound: []byte{ksSession + 1}})
 		if err != nil {
 			return nil, fmt.Errorf("new body iterator: %w", err)
 		}
 		r.it = it
 	}
-	r.key = appendEventKey(r.key[:0], seq)
-	if !r.it.SeekGE(r.key) || !bytes.Equal(r.it.Key(), r.key) {
+	r.key = appendBodyKey(r.key[:0], session, ptr)
+	if !r.it.SeekPrefixGE(r.key) || !bytes.Equal(r.it.Key(), r.key) {
 		if err := r.it.Error(); err != nil {
-			return nil, fmt.Errorf("read event %d: %w", seq, err)
+			return nil, fmt.Errorf("read event %d: %w", seqOfKey(ptr), err)
 		}
-		return nil, fmt.Errorf("event %d: index key without body", seq)
+		return nil, fmt.Errorf("event %d: index pointer without body", seqOfKey(ptr))
 	}
 	v, err := r.it.ValueAndErr()
 	if err != nil {
-		return nil, fmt.Errorf("read event %d: %w", seq, err)
+		return nil, fmt.Errorf("read event %d: %w", seqOfKey(ptr), err)
 	}
-	return v, nil
+	_, body, err := decodeAppValue(v)
+	if err != nil {
+		return nil, fmt.Errorf("body of seq %d: %w", seqOfKey(ptr), err)
+	}
+	return body, nil
 }
 
 // close closes the iterator, if one is open.

@@ -12,7 +12,7 @@ import (
 )
 
 // This file renders the JSON the query side returns, once, at index time:
-// the event body stored under e/<seq> and the error record stored under
+// the event body stored under its session key (s) and the error record stored under
 // x/<received_at>/<seq>. Both are built by appending to a reused buffer.
 
 const hexDigits = "0123456789abcdef"

@@ -9,8 +9,8 @@ import (
 )
 
 // This file holds the layout of the values that are not rendered JSON: the
-// header in front of each error record, the dedupe value and the meta
-// values.
+// app in front of session bodies and pointers, the header in front of each
+// error record, the dedupe value and the meta values.
 
 // reasonCodes gives each reason code its bit in an error header's mask.
 // Persisted: append new codes, never reorder. A code missing here (from a
@@ -55,6 +55,26 @@ func reasonMask(reasons []theeye.Reason) uint64 {
 }
 
 var errBadValue = errors.New("malformed value")
+
+// appendAppValue appends the value of an s key (rest = the rendered body)
+// or of a c, n or t pointer (rest = the session id): uvarint length of the
+// app, the app, then rest. The app comes first so that the app filter reads
+// it without looking further.
+func appendAppValue(dst []byte, app, rest string) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(app)))
+	dst = append(dst, app...)
+	return append(dst, rest...)
+}
+
+// decodeAppValue is the twin of appendAppValue.
+func decodeAppValue(v []byte) (app, rest []byte, err error) {
+	l, n := binary.Uvarint(v)
+	if n <= 0 || l > uint64(len(v)-n) {
+		return nil, nil, errBadValue
+	}
+	v = v[n:]
+	return v[:l:l], v[l:], nil
+}
 
 // errorHeader is the part of an x value that filters read without parsing
 // the record JSON.
@@ -141,7 +161,8 @@ const (
 //
 //	1: first layout
 //	2: x header carries category and name; r keyspace; duplicate_id_conflict
-const layoutVersion = 2
+//	3: bodies in the session keyspace (no e keyspace); pointers carry the session
+const layoutVersion = 3
 
 // revalidationResult is the value of r/<id>: what a revalidation did.
 type revalidationResult struct {
