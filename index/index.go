@@ -59,7 +59,7 @@ type Config struct {
 	Revalidator Revalidator
 	BatchSize   int   // events per Pebble batch; default 2048
 	CacheSize   int64 // block cache bytes; default 64 MiB
-	// MemTableSize is the size of one Pebble memtable; default 64 MiB.
+	// MemTableSize is the size of one Pebble memtable; default 32 MiB.
 	// Pebble charges memtables to the block cache, so the cache is created
 	// with CacheSize + 2*MemTableSize (the mutable memtable and one being
 	// flushed) to leave CacheSize to blocks.
@@ -73,7 +73,7 @@ type Config struct {
 const (
 	DefaultBatchSize    = 2048
 	DefaultCacheSize    = 64 << 20
-	DefaultMemTableSize = 64 << 20
+	DefaultMemTableSize = 32 << 20
 )
 
 // Index is the Pebble index of one node: the indexer that fills it from the

@@ -42,6 +42,15 @@ const (
 
 	defaultLogStoreCacheSize = 16 << 20
 
+	// LogStoreMemory is what the Raft log store holds in memory at most
+	// with the default cache: its block cache and two memtables (the
+	// mutable one and one being flushed). The server adds it to its memory
+	// budget.
+	LogStoreMemory = defaultLogStoreCacheSize + 2*logStoreMemTableSize
+
+	// logCacheEntries is the size of the raft.LogCache in front of the store.
+	logCacheEntries = 128
+
 	// logStoreMemTableSize: the log is written sequentially and truncated
 	// from the front once a snapshot has been taken. Entries truncated while
 	// still in the memtable are dropped by the flush and never reach an
@@ -49,8 +58,9 @@ const (
 	// small entries saves flush and compaction work. The price is disk: a WAL
 	// file is kept until its memtable is flushed and Pebble recycles up to
 	// MemTableStopWritesThreshold+1 WAL files, so the WAL occupies up to
-	// ~4 x 32 MiB (measured: 100-131 MB) whatever the log size.
-	logStoreMemTableSize = 32 << 20
+	// ~4 x 16 MiB whatever the log size. 16 MiB (was 32, measured 100-131 MB
+	// of WAL) keeps the store inside the node's memory budget (LogStoreMemory).
+	logStoreMemTableSize = 16 << 20
 
 	// logStoreBatchRetainBytes: batch buffers up to this size go back to
 	// Pebble's batch pool for reuse (Pebble's default is 1 MiB, so a

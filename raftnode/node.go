@@ -214,8 +214,10 @@ func (n *Node) openRaft() error {
 		return fmt.Errorf("check raft state: %w", err)
 	}
 	// A cache of the newest entries in front of the store: replication
-	// reads each entry once per follower right after it is written.
-	cached, err := raft.NewLogCache(512, n.logStore)
+	// reads each entry once per follower right after it is written. Two
+	// AppendEntries rounds (MaxAppendEntries 64) of entries up to
+	// MaxBatchBytes each: the cache is part of the node's memory budget.
+	cached, err := raft.NewLogCache(logCacheEntries, n.logStore)
 	if err != nil {
 		n.closeStores()
 		return fmt.Errorf("raft log cache: %w", err)
