@@ -7,6 +7,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -26,7 +27,11 @@ func (s *Server) handleIngest(w http.ResponseWriter, r *http.Request, _ httprout
 		s.writeError(w, r, err)
 		return
 	}
-	body, err := s.readBody(r)
+	// Append copies the events into its entry before it returns, so the
+	// body's buffer goes back to the pool when the handler ends.
+	pb := s.bufs.get()
+	defer s.bufs.put(pb)
+	body, err := s.readBody(r, pb)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -86,7 +91,7 @@ func ingestMediaType(ct string) (ndjson bool, err error) {
 
 // readBody reads the whole body, gunzipping it when Content-Encoding says
 // gzip, and refuses more than MaxBody bytes (after decompression).
-func (s *Server) readBody(r *http.Request) ([]byte, error) {
+func (s *Server) readBody(r *http.Request, into *[]byte) ([]byte, error) {
 	limit := s.cfg.MaxBody
 	var src io.Reader = r.Body
 	switch enc := strings.ToLower(strings.TrimSpace(r.Header.Get("Content-Encoding"))); enc {
@@ -105,9 +110,13 @@ func (s *Server) readBody(r *http.Request) ([]byte, error) {
 	default:
 		return nil, theeye.Errorf(theeye.EUnsupportedMedia, "Content-Encoding %q is not accepted: send gzip or none", enc)
 	}
-	var buf bytes.Buffer
+	buf := bytes.NewBuffer((*into)[:0])
+	defer func() { *into = buf.Bytes() }() // keep what the buffer grew to
 	if r.ContentLength > 0 && r.ContentLength <= limit {
-		buf.Grow(int(r.ContentLength))
+		// ReadFrom wants MinRead bytes free before each read, the one
+		// that finds EOF included: without them it would copy the whole
+		// body into a buffer twice the size.
+		buf.Grow(int(r.ContentLength) + bytes.MinRead)
 	}
 	n, err := buf.ReadFrom(io.LimitReader(src, limit+1))
 	if err != nil {
@@ -276,8 +285,9 @@ func (s *Server) serveList(w http.ResponseWriter, r *http.Request, p queryParams
 		s.streamNDJSON(w, r, scan)
 		return
 	}
-	buf := make([]byte, 0, 4096)
-	buf = append(buf, `{"`...)
+	pb := s.bufs.get()
+	defer s.bufs.put(pb)
+	buf := append((*pb)[:0], `{"`...)
 	buf = append(buf, field...)
 	buf = append(buf, `":[`...)
 	n := 0
@@ -300,14 +310,20 @@ func (s *Server) serveList(w http.ResponseWriter, r *http.Request, p queryParams
 		buf = strconv.AppendQuote(buf, next) // cursors are base64url: quoting is JSON-safe
 	}
 	buf = append(buf, "}\n"...)
+	*pb = buf
 	w.Header().Set("Content-Type", "application/json")
+	// With the length known the page goes out in one write, not chunked.
+	w.Header().Set("Content-Length", strconv.Itoa(len(buf)))
 	w.Write(buf)
 }
 
 func (s *Server) streamNDJSON(w http.ResponseWriter, r *http.Request, scan func(ctx context.Context, fn func([]byte) error) (string, error)) {
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	flusher, _ := w.(http.Flusher)
-	buf := make([]byte, 0, 64<<10)
+	pb := s.bufs.get()
+	defer s.bufs.put(pb)
+	buf := slices.Grow((*pb)[:0], 64<<10)
+	defer func() { *pb = buf }()
 	started := false
 	flush := func() error {
 		if len(buf) == 0 {

@@ -111,6 +111,7 @@ type Server struct {
 	http   *http.Server
 	// promHandler serves /metrics.
 	promHandler http.Handler
+	bufs        bufferPool
 }
 
 // New builds a Server; Serve starts it.
