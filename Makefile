@@ -48,7 +48,8 @@ fuzz:
 	$(GO) test -run=NONE -fuzz=FuzzDecodeCursor -fuzztime=$(FUZZTIME) ./index
 
 ## bench: the whole suite (bench/): W1–W7 on real nodes, baselines, micro-benchmarks; results in bench/results (≤ 20 min)
-##        PROFILE=1 adds CPU/alloc profiles (load generator, micro-benchmarks); EVENTS=N sets the W4 store size
+##        PROFILE=1 adds CPU/alloc profiles (each node per workload, load generator, micro-benchmarks) in
+##        bench/results/<...>-profiles/: go tool pprof -top bench/results/<...>-profiles/<file>; EVENTS=N sets the W4 store size
 BENCHSTAT := golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da
 BENCH_FLAGS = $(if $(filter 1,$(PROFILE)),-profile) $(if $(EVENTS),-events $(EVENTS)) $(if $(WORKLOADS),-workloads $(WORKLOADS))
 bench:

@@ -194,3 +194,15 @@ func TestFormatNumber(t *testing.T) {
 		}
 	}
 }
+
+func TestProfileName(t *testing.T) {
+	for in, want := range map[[3]string]string{
+		{"W1", "nodes=1", "n1"}:             "w1-nodes-1-n1",
+		{"W3", "nodes=3 rate=5000", "n2"}:   "w3-nodes-3-rate-5000-n2",
+		{"W4", "category day export", "n1"}: "w4-category-day-export-n1",
+	} {
+		if got := profileName(in[0], in[1], in[2]); got != want {
+			t.Errorf("profileName(%q, %q, %q) = %q, want %q", in[0], in[1], in[2], got, want)
+		}
+	}
+}

@@ -92,6 +92,7 @@ type Node struct {
 	ID       string
 	DataDir  string
 	URL      string // http://127.0.0.1:port
+	PProf    string // 127.0.0.1:port of its --pprof listener, or ""
 	args     []string
 	bin      string
 	procs    *Procs
@@ -109,6 +110,7 @@ type NodeSpec struct {
 	AdminKey   string
 	ClusterKey string
 	Join       string // URL of a member, or "" to bootstrap
+	PProf      bool   // serve net/http/pprof (--pprof) on a free loopback port
 	Extra      []string
 }
 
@@ -132,8 +134,17 @@ func StartNode(ctx context.Context, procs *Procs, spec NodeSpec, timeout time.Du
 	if spec.Join != "" {
 		args = append(args, "--join", spec.Join)
 	}
+	pprofAddr := ""
+	if spec.PProf {
+		pp, err := FreePort()
+		if err != nil {
+			return nil, err
+		}
+		pprofAddr = fmt.Sprintf("127.0.0.1:%d", pp)
+		args = append(args, "--pprof", pprofAddr)
+	}
 	args = append(args, spec.Extra...)
-	n := &Node{ID: spec.ID, DataDir: spec.DataDir, args: args, bin: spec.Bin, procs: procs, AdminKey: spec.AdminKey}
+	n := &Node{ID: spec.ID, DataDir: spec.DataDir, PProf: pprofAddr, args: args, bin: spec.Bin, procs: procs, AdminKey: spec.AdminKey}
 	if _, err := n.Start(ctx, timeout); err != nil {
 		return nil, err
 	}

@@ -100,7 +100,7 @@ func (s *Suite) storePhase(ctx context.Context) error {
 	s.storage(fmt.Sprintf("nodes=1 store of %d events", loaded), nodes, loaded, ls.Bytes)
 
 	if s.cfg.runs("W4") {
-		if err := s.queries(ctx, t, gen, loaded); err != nil {
+		if err := s.queries(ctx, t, nodes, gen, loaded); err != nil {
 			return err
 		}
 	}
@@ -165,7 +165,7 @@ func (s *Suite) query(ctx context.Context, t target, path string, ndjson bool) (
 
 // queries is W4: one session, a category in a 1-hour window, and an NDJSON
 // export of a category for a day, each from one client back to back.
-func (s *Suite) queries(ctx context.Context, t target, gen EventGen, loaded int64) error {
+func (s *Suite) queries(ctx context.Context, t target, nodes []*Node, gen EventGen, loaded int64) error {
 	span := time.Duration(loaded) * gen.Step
 	hours := max(1, int(span/time.Hour))
 	days := max(1, int(span/(24*time.Hour)))
@@ -190,9 +190,11 @@ func (s *Suite) queries(ctx context.Context, t target, gen EventGen, loaded int6
 	}
 	for _, k := range kinds {
 		s.cfg.Progress("W4 " + k.variant)
+		finish := s.profileNodes(ctx, nodes, "W4", k.variant, time.Now().Add(s.cfg.Warmup/2), s.cfg.W4Duration)
 		st, err := ClosedLoop(ctx, 1, s.cfg.Warmup/2, s.cfg.W4Duration, s.cfg.Bucket, func(ctx context.Context, _ int, i int64) (int, int, error) {
 			return s.query(ctx, t, k.path(i), k.ndjson)
 		})
+		finish()
 		if err != nil {
 			return fmt.Errorf("W4 %s: %w", k.variant, err)
 		}

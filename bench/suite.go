@@ -23,7 +23,10 @@ type Config struct {
 	Quick     bool
 	Workloads map[string]bool // W1 … W7; empty means all
 	Events    int64           // W4 store size
-	Profile   bool
+	Profile   bool            // start the nodes with --pprof
+	// ProfileDir, with Profile, gets a CPU and an allocation profile of
+	// every node per measured workload.
+	ProfileDir string
 
 	Clients    int           // W1 concurrent clients
 	W2Clients  int           // W2 concurrent clients
@@ -243,7 +246,7 @@ func (s *Suite) startCluster(ctx context.Context, name string, n int, extra ...s
 	var nodes []*Node
 	for i := 1; i <= n; i++ {
 		spec := NodeSpec{Bin: s.cfg.Bin, ID: fmt.Sprintf("n%d", i), DataDir: filepath.Join(s.cfg.TmpDir, name, fmt.Sprintf("n%d", i)),
-			AdminKey: adminKey, Extra: extra}
+			AdminKey: adminKey, PProf: s.cfg.Profile, Extra: extra}
 		if n > 1 {
 			spec.ClusterKey = clusterKey
 		}
@@ -414,6 +417,8 @@ func (s *Suite) addRaw(name string, n int64) {
 func (s *Suite) w1(ctx context.Context, t target, nodes []*Node) (Workload, error) {
 	gen := EventGen{Sessions: 100_000, Base: time.Now().Add(-time.Hour), Step: time.Microsecond}
 	bodies := singleBodies(gen, 4096)
+	variant := fmt.Sprintf("nodes=%d", len(nodes))
+	defer s.profileNodes(ctx, nodes, "W1", variant, time.Now().Add(s.cfg.Warmup), s.cfg.Duration)()
 	cpu0 := nodeCPU(nodes)
 	st, err := ClosedLoop(ctx, s.cfg.Clients, s.cfg.Warmup, s.cfg.Duration, s.cfg.Bucket, func(ctx context.Context, _ int, i int64) (int, int, error) {
 		b := bodies[i%int64(len(bodies))]
@@ -427,7 +432,7 @@ func (s *Suite) w1(ctx context.Context, t target, nodes []*Node) (Workload, erro
 	}
 	cpu := nodeCPU(nodes) - cpu0
 	s.addRaw(t.name, st.Bytes)
-	w := Workload{ID: "W1", Variant: fmt.Sprintf("nodes=%d", len(nodes)),
+	w := Workload{ID: "W1", Variant: variant,
 		Parameters: map[string]any{"clients": s.cfg.Clients, "events_per_request": 1, "warmup_s": s.cfg.Warmup.Seconds(), "duration_s": s.cfg.Duration.Seconds(), "target": "leader"},
 		Figures:    latencyFigures(st), Runs: map[string]Stats{"ack": st}}
 	addCPU(w.Figures, cpu, st)
@@ -449,6 +454,8 @@ func (s *Suite) w2(ctx context.Context, t target, nodes []*Node) (Workload, erro
 	for i := range bodies {
 		bodies[i] = gen.NDJSON(int64(i*s.cfg.BatchSize), s.cfg.BatchSize)
 	}
+	variant := fmt.Sprintf("nodes=%d", len(nodes))
+	defer s.profileNodes(ctx, nodes, "W2", variant, time.Now().Add(s.cfg.Warmup), s.cfg.Duration)()
 	cpu0 := nodeCPU(nodes)
 	st, err := ClosedLoop(ctx, s.cfg.W2Clients, s.cfg.Warmup, s.cfg.Duration, s.cfg.Bucket, func(ctx context.Context, _ int, i int64) (int, int, error) {
 		b := bodies[i%int64(len(bodies))]
@@ -462,7 +469,7 @@ func (s *Suite) w2(ctx context.Context, t target, nodes []*Node) (Workload, erro
 	}
 	cpu := nodeCPU(nodes) - cpu0
 	s.addRaw(t.name, st.Bytes)
-	w := Workload{ID: "W2", Variant: fmt.Sprintf("nodes=%d", len(nodes)),
+	w := Workload{ID: "W2", Variant: variant,
 		Parameters: map[string]any{"clients": s.cfg.W2Clients, "events_per_request": s.cfg.BatchSize, "warmup_s": s.cfg.Warmup.Seconds(), "duration_s": s.cfg.Duration.Seconds(), "target": "leader"},
 		Figures:    latencyFigures(st), Runs: map[string]Stats{"batch": st}}
 	addCPU(w.Figures, cpu, st)
@@ -608,6 +615,8 @@ func (s *Suite) w3(ctx context.Context, t target, nodes []*Node) (Workload, erro
 	lag := NewRecorder(time.Now(), s.cfg.Bucket)
 	var probes sync.WaitGroup
 	var inflight atomic.Int64
+	variant := fmt.Sprintf("nodes=%d rate=%.0f", len(nodes), s.cfg.W3Rate)
+	defer s.profileNodes(ctx, nodes, "W3", variant, time.Now(), s.cfg.W3Duration)()
 	cpu0 := nodeCPU(nodes)
 	st, err := OpenLoop(ctx, s.cfg.W3Rate, s.cfg.W3Duration, 2048, s.cfg.Bucket, func(ctx context.Context, _ int, i int64) (int, int, error) {
 		b := bodies[i%int64(len(bodies))]
@@ -637,7 +646,7 @@ func (s *Suite) w3(ctx context.Context, t target, nodes []*Node) (Workload, erro
 	cpu := nodeCPU(nodes) - cpu0
 	s.addRaw(t.name, st.Bytes)
 	ls := lag.Stats(s.cfg.W3Duration)
-	w := Workload{ID: "W3", Variant: fmt.Sprintf("nodes=%d rate=%.0f", len(nodes), s.cfg.W3Rate),
+	w := Workload{ID: "W3", Variant: variant,
 		Parameters: map[string]any{"rate_per_s": s.cfg.W3Rate, "duration_s": s.cfg.W3Duration.Seconds(), "max_in_flight": 2048,
 			"lag_probe_every": probeEvery, "lag_probe_node": "follower " + nodes[len(nodes)-1].ID, "target": "leader"},
 		Figures: latencyFigures(st), Runs: map[string]Stats{"ack": st, "index_lag": ls}}

@@ -71,7 +71,7 @@ func run(ctx context.Context, args []string, logger *slog.Logger) error {
 	workloads := fs.String("workloads", "", "comma-separated workloads to run (W1,…,W7); empty: all")
 	events := fs.Int64("events", 0, "W4 store size in events (default 10,000,000; 100,000 with -quick)")
 	out := fs.String("out", "bench/results", "where results go")
-	profile := fs.Bool("profile", false, "CPU and allocation profiles of the load generator and of the micro-benchmarks")
+	profile := fs.Bool("profile", false, "CPU and allocation profiles of the nodes per workload, of the load generator and of the micro-benchmarks")
 	micro := fs.Bool("micro", true, "run the Go micro-benchmarks")
 	timeout := fs.Duration("timeout", 0, "stop after this long (default 3m with -quick, 20m otherwise)")
 	if err := fs.Parse(args); err != nil {
@@ -170,7 +170,7 @@ func run(ctx context.Context, args []string, logger *slog.Logger) error {
 	if cfg.NoopBin, err = os.Executable(); err != nil {
 		return fmt.Errorf("own executable: %w", err)
 	}
-	cfg.TmpDir, cfg.Logger, cfg.Progress = tmp, logger, progress
+	cfg.TmpDir, cfg.Logger, cfg.Progress, cfg.ProfileDir = tmp, logger, progress, profDir
 	suite := bench.NewSuite(cfg, procs, res)
 	runErr := suite.Run(ctx)
 	procs.KillAll()
@@ -199,8 +199,8 @@ func run(ctx context.Context, args []string, logger *slog.Logger) error {
 		res.Parameters["micro_count"], res.Parameters["micro_benchtime"] = mc.Count, mc.Benchtime
 	}
 	if cfg.Profile {
-		res.Notes = append(res.Notes, "profiles: the load generator's CPU and allocations, and each micro-benchmark package's, are in "+profDir+
-			"; profiling the nodes needs a --pprof flag on theeye, which it does not have yet")
+		res.Notes = append(res.Notes, "profiles: each node's CPU and allocations per measured workload (<workload>-<variant>-<node>.{cpu,alloc}.pprof), "+
+			"the load generator's, and each micro-benchmark package's are in "+profDir+"; read one with go tool pprof -top <file>")
 	}
 	if runErr != nil && errors.Is(runErr, context.DeadlineExceeded) {
 		res.Notes = append(res.Notes, fmt.Sprintf("the run hit its %s timeout", *timeout))
