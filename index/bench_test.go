@@ -138,11 +138,13 @@ func benchIndexBatchSchema(b *testing.B) {
 	}
 }
 
-// BenchmarkPebbleLayout isolates the Pebble cost of two layouts with the
-// same keys, pre-rendered: layout=session-body is what this package writes
-// (the body under the session key, three pointers whose value is app +
-// session); layout=seq-body is layout 2's (the body once under e/<seq>, four
-// pointers s, c, n, t whose value is the app).
+// BenchmarkPebbleLayout isolates the Pebble cost of three layouts with the
+// same keys, pre-rendered: layout=body-in-s-and-c is what this package
+// writes (layout 4: the body under the session key and under the category
+// key, pointers n holding the app and t holding app + category);
+// layout=body-in-s is layout 3 (the body under the session key, pointers
+// c, n, t holding app + session); layout=body-in-e is layout 2 (the body
+// once under e/<seq>, pointers s, c, n, t holding the app).
 func BenchmarkPebbleLayout(b *testing.B) {
 	const batch = 2048
 	src := newSynthSource(1<<16, 50)
@@ -155,15 +157,22 @@ func BenchmarkPebbleLayout(b *testing.B) {
 		}
 		ts := ev.Timestamp.UnixNano()
 		body := appendEvent(nil, seq, env, &ev)
+		withApp := append(appendAppValue(nil, env.App, ""), body...)
+		layouts["body-in-s-and-c"] = append(layouts["body-in-s-and-c"], []kv{
+			{appendSessionKey(nil, ev.SessionID, ts, seq), withApp},
+			{appendCategoryKey(nil, ev.Category, ts, seq), withApp},
+			{appendNameKey(nil, ev.Category, ev.Name, ts, seq), appendAppValue(nil, env.App, "")},
+			{appendTimeKey(nil, ts, seq), appendAppValue(nil, env.App, ev.Category)},
+		})
 		ptr := appendAppValue(nil, env.App, ev.SessionID)
-		layouts["session-body"] = append(layouts["session-body"], []kv{
-			{appendSessionKey(nil, ev.SessionID, ts, seq), append(appendAppValue(nil, env.App, ""), body...)},
+		layouts["body-in-s"] = append(layouts["body-in-s"], []kv{
+			{appendSessionKey(nil, ev.SessionID, ts, seq), withApp},
 			{appendCategoryKey(nil, ev.Category, ts, seq), ptr},
 			{appendNameKey(nil, ev.Category, ev.Name, ts, seq), ptr},
 			{appendTimeKey(nil, ts, seq), ptr},
 		})
 		app := []byte(env.App)
-		layouts["seq-body"] = append(layouts["seq-body"], []kv{
+		layouts["body-in-e"] = append(layouts["body-in-e"], []kv{
 			{appendUint64([]byte{'e'}, seq), body},
 			{appendSessionKey(nil, ev.SessionID, ts, seq), app},
 			{appendCategoryKey(nil, ev.Category, ts, seq), app},
@@ -172,7 +181,7 @@ func BenchmarkPebbleLayout(b *testing.B) {
 		})
 		return nil
 	})
-	for _, layout := range []string{"session-body", "seq-body"} {
+	for _, layout := range []string{"body-in-s-and-c", "body-in-s", "body-in-e"} {
 		keys := layouts[layout]
 		b.Run(fmt.Sprintf("layout=%s/batch=%d", layout, batch), func(b *testing.B) {
 			ix := openTest(b, "", nil, func(c *Config) { c.CacheSize = 64 << 20 })
@@ -248,47 +257,58 @@ func BenchmarkSessionQuery(b *testing.B) {
 	}
 }
 
-// BenchmarkCategoryQuery reads a page of 100 events of one category and
-// name in a time range, the shape of GET /v1/events.
+// BenchmarkCategoryQuery reads a page of 100 events in a time range, the
+// shape of GET /v1/events: by=category+name (pointers into the category
+// keyspace; what this benchmark measured alone before layout 4),
+// by=category (one scan of the bodies), by=time (pointers, no category).
 func BenchmarkCategoryQuery(b *testing.B) {
 	const total = 100_000
 	ix, _ := benchIndex(b, total, 100)
-	r := rand.New(rand.NewPCG(2, 2))
-	b.ReportAllocs()
-	b.ResetTimer()
-	for range b.N {
-		from := baseTime.Add(time.Duration(r.Int64N(total/2)) * time.Microsecond)
-		q := EventQuery{Category: "page interaction", Name: "pageview", From: from, Limit: 100}
-		n := 0
-		if _, err := ix.Events(context.Background(), q, func([]byte) error { n++; return nil }); err != nil {
-			b.Fatal(err)
-		}
-		if n != 100 {
-			b.Fatalf("%d events", n)
-		}
+	for _, by := range []string{"category+name", "category", "time"} {
+		b.Run("by="+by, func(b *testing.B) {
+			r := rand.New(rand.NewPCG(2, 2))
+			b.ReportAllocs()
+			for b.Loop() {
+				from := baseTime.Add(time.Duration(r.Int64N(total/2)) * time.Microsecond)
+				q := EventQuery{From: from, Limit: 100}
+				switch by {
+				case "category+name":
+					q.Category, q.Name = "page interaction", "pageview"
+				case "category":
+					q.Category = "page interaction"
+				}
+				n := 0
+				if _, err := ix.Events(context.Background(), q, func([]byte) error { n++; return nil }); err != nil {
+					b.Fatal(err)
+				}
+				if n != 100 {
+					b.Fatalf("%d events", n)
+				}
+			}
+		})
 	}
 }
 
-// BenchmarkBodyLookup measures what a category or time query pays per
-// event: from a pointer to its body in the session keyspace, 100 pointers
-// of one time range at a time. how=get is a point DB.Get per body (bloom
+// BenchmarkBodyLookup measures what a time (or category and name) query
+// pays per event: from a pointer to its body in the category keyspace, 100
+// pointers of one time range at a time. how=get is a point DB.Get per body (bloom
 // filters skip the tables without it), how=iter one iterator over the
-// session keyspace with a SeekGE to each, how=prefix the same iterator with
+// category keyspace with a SeekGE to each, how=prefix the same iterator with
 // SeekPrefixGE (bloom filters, no allocation: what the query side does).
 func BenchmarkBodyLookup(b *testing.B) {
 	const total = 100_000
 	ix, _ := benchIndex(b, total, 100)
-	var ptrs [][2][]byte // (pointer key, pointer value) of the t keyspace, in time order
+	var ptrs [][2][]byte // (pointer key, category) of the t keyspace, in time order
 	it, err := ix.db.NewIter(&pebble.IterOptions{LowerBound: []byte{ksTime}, UpperBound: []byte{ksTime + 1}})
 	if err != nil {
 		b.Fatal(err)
 	}
 	for ok := it.First(); ok; ok = it.Next() {
-		_, sess, err := decodeAppValue(it.Value())
+		_, cat, err := decodeAppValue(it.Value())
 		if err != nil {
 			b.Fatal(err)
 		}
-		ptrs = append(ptrs, [2][]byte{append([]byte(nil), it.Key()...), append([]byte(nil), sess...)})
+		ptrs = append(ptrs, [2][]byte{append([]byte(nil), it.Key()...), append([]byte(nil), cat...)})
 	}
 	if err := it.Close(); err != nil || len(ptrs) != total {
 		b.Fatalf("%d pointers, %v", len(ptrs), err)
@@ -303,7 +323,7 @@ func BenchmarkBodyLookup(b *testing.B) {
 				start := r.IntN(total - page)
 				var it *pebble.Iterator
 				if how != "get" {
-					if it, err = ix.db.NewIter(&pebble.IterOptions{LowerBound: []byte{ksSession}, UpperBound: []byte{ksSession + 1}}); err != nil {
+					if it, err = ix.db.NewIter(&pebble.IterOptions{LowerBound: []byte{ksCat}, UpperBound: []byte{ksCat + 1}}); err != nil {
 						b.Fatal(err)
 					}
 				}

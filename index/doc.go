@@ -15,10 +15,10 @@
 //
 //	prefix | key                              | value                                   | written for
 //	-------+----------------------------------+-----------------------------------------+---------------------------
-//	's'    | str(session_id) ts seq           | app*, then the rendered event JSON      | valid events: the body, once
-//	'c'    | str(category) ts seq             | app*, then the session id               | valid events
-//	'n'    | str(category) str(name) ts seq   | app*, then the session id               | valid events
-//	't'    | ts seq                           | app*, then the session id               | valid events
+//	's'    | str(session_id) ts seq           | app*, then the rendered event JSON      | valid events
+//	'c'    | str(category) ts seq             | app*, then the rendered event JSON      | valid events
+//	'n'    | str(category) str(name) ts seq   | app*                                    | valid events
+//	't'    | ts seq                           | app*, then the category                 | valid events
 //	'x'    | ts(received_at) seq              | uvarint(reason mask), then app,         | invalid events
 //	       |                                  | category, name (uvarint len + bytes),   |
 //	       |                                  | then the error record JSON              |
@@ -32,11 +32,13 @@
 // ts in s, c, n and t is the event's timestamp. Every time-ordered key ends
 // with (ts, seq), so a scan of one session, category, category and name, or
 // of everything, is one bounded iterator ordered by timestamp with ties
-// broken by seq (invariant 8). The body lives in the session keyspace, so a
-// session query (the analysts' first question) reads its events in one
-// range scan; a c, n or t pointer names its body by the session in its
-// value and the (ts, seq) its own key ends with. The value of every key
-// starts with the app, so the app filter never reads past it.
+// broken by seq (invariant 8). The body is stored twice, under the session
+// key and under the category key, so a session query and a category query
+// each read their events in one range scan. An n or t pointer names the
+// category copy: the category (from the n key, or from the t value) and the
+// (ts, seq) its own key ends with, so a scan in time order reads bodies of
+// a category in time order. The value of every key starts with the app, so
+// the app filter never reads past it.
 // The reason mask has one bit per reason code (values.go, append-only), so
 // the errors' reason and app filters never parse JSON.
 //
@@ -76,9 +78,9 @@
 // Events and Errors scan one keyspace with IterOptions bounds computed from
 // the query (time bounds appended to the prefix; the prefix successor as
 // the exclusive upper bound), SeekGE or SeekLT, a fresh iterator every
-// 4096 keys so long exports do not pin memtables, and, for a pointer
-// keyspace, a second iterator over s that finds each body with
-// SeekPrefixGE (bloom filters). A cursor is the base64url of a version byte, the
+// 4096 keys so long exports do not pin memtables, and, for n and t, a
+// second iterator over c that finds each body with SeekPrefixGE (bloom
+// filters). A cursor is the base64url of a version byte, the
 // keyspace byte and the last key returned; it must lie inside the query's
 // bounds.
 package index

@@ -288,28 +288,25 @@ func (ix *Index) writeError(b *pebble.Batch, seq uint64, env *theeye.Envelope, e
 	return nil
 }
 
-// writeEvent adds the body and the pointers of a valid event to b: the
-// body under its session key (a session query is one scan), the pointers
-// c, n and t carrying the session so that they find the body.
+// writeEvent adds the bodies and the pointers of a valid event to b: the
+// body under its session key and under its category key (a session or a
+// category query is one range scan), the pointers n and t naming the
+// category copy (n by its own key, t by the category in its value).
 func (ix *Index) writeEvent(b *pebble.Batch, seq uint64, env *theeye.Envelope, ev *theeye.Event) error {
 	w := &ix.w
 	ts := ev.Timestamp.UnixNano()
-	w.key = appendSessionKey(w.key[:0], ev.SessionID, ts, seq)
 	w.val = appendAppValue(w.val[:0], env.App, "")
 	w.val = appendEvent(w.val, seq, env, ev)
+	w.key = appendSessionKey(w.key[:0], ev.SessionID, ts, seq)
 	w.staged.set(w.key, w.val)
-	w.app = appendAppValue(w.app[:0], env.App, ev.SessionID)
-	for i := range 3 {
-		switch i {
-		case 0:
-			w.key = appendCategoryKey(w.key[:0], ev.Category, ts, seq)
-		case 1:
-			w.key = appendNameKey(w.key[:0], ev.Category, ev.Name, ts, seq)
-		case 2:
-			w.key = appendTimeKey(w.key[:0], ts, seq)
-		}
-		w.staged.set(w.key, w.app)
-	}
+	w.key = appendCategoryKey(w.key[:0], ev.Category, ts, seq)
+	w.staged.set(w.key, w.val)
+	w.app = appendAppValue(w.app[:0], env.App, "")
+	w.key = appendNameKey(w.key[:0], ev.Category, ev.Name, ts, seq)
+	w.staged.set(w.key, w.app)
+	w.app = appendAppValue(w.app[:0], env.App, ev.Category)
+	w.key = appendTimeKey(w.key[:0], ts, seq)
+	w.staged.set(w.key, w.app)
 	return nil
 }
 

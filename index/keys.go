@@ -17,9 +17,9 @@ const (
 	// 'e' (seq -> rendered event) was layout 1 and 2's body keyspace; do
 	// not reuse the byte.
 	ksSession byte = 's' // s session ts seq -> app + rendered event
-	ksCat     byte = 'c' // c category ts seq -> app + session
-	ksName    byte = 'n' // n category name ts seq -> app + session
-	ksTime    byte = 't' // t ts seq -> app + session
+	ksCat     byte = 'c' // c category ts seq -> app + rendered event
+	ksName    byte = 'n' // n category name ts seq -> app
+	ksTime    byte = 't' // t ts seq -> app + category
 	ksError   byte = 'x' // x received_at seq -> error header + record
 	ksDedupe  byte = 'd' // d app id -> seq + hash
 	ksMeta    byte = 'm' // m name -> value
@@ -156,14 +156,6 @@ func appendSessionKey(dst []byte, session string, ns int64, seq uint64) []byte {
 	return appendTSSeq(appendSessionPrefix(dst, session), ns, seq)
 }
 
-// appendBodyKey appends the s key that holds the body a c, n or t pointer
-// names: the session (the pointer's value), then the pointer key's own
-// (ts, seq) suffix.
-func appendBodyKey(dst, session, pointer []byte) []byte {
-	dst = appendString(append(dst, ksSession), session)
-	return append(dst, pointer[len(pointer)-tsSeqLen:]...)
-}
-
 func decodeSessionKey(k []byte) (session string, ns int64, seq uint64, err error) {
 	if len(k) == 0 || k[0] != ksSession {
 		return "", 0, 0, errKeyspace
@@ -183,6 +175,14 @@ func appendCategoryPrefix(dst []byte, category string) []byte {
 
 func appendCategoryKey(dst []byte, category string, ns int64, seq uint64) []byte {
 	return appendTSSeq(appendCategoryPrefix(dst, category), ns, seq)
+}
+
+// appendBodyKey appends the c key that holds the body an n or t pointer
+// names: the event's category (from the query for n, from the pointer's
+// value for t), then the pointer key's own (ts, seq) suffix.
+func appendBodyKey(dst, category, pointer []byte) []byte {
+	dst = appendString(append(dst, ksCat), category)
+	return append(dst, pointer[len(pointer)-tsSeqLen:]...)
 }
 
 func decodeCategoryKey(k []byte) (category string, ns int64, seq uint64, err error) {

@@ -84,18 +84,21 @@ func (ix *Index) Events(ctx context.Context, q EventQuery, fn func(event []byte)
 		a, _, err := decodeAppValue(v)
 		return err != nil || string(a) == app // emit reports a malformed value
 	}
-	inSession := prefix[0] == ksSession
 	var bodies bodyReader
+	category := []byte(q.Category)
 	sc.emit = func(k, v []byte) error {
 		_, rest, err := decodeAppValue(v)
 		if err != nil {
 			return fmt.Errorf("value of seq %d: %w", seqOfKey(k), err)
 		}
-		if !inSession {
-			// A pointer: rest is the session, whose keyspace holds the body.
-			if rest, err = bodies.get(ix.db, rest, k); err != nil {
-				return err
-			}
+		switch k[0] {
+		case ksName: // the body is under the query's category
+			rest, err = bodies.get(ix.db, category, k)
+		case ksTime: // rest is the category the body is under
+			rest, err = bodies.get(ix.db, rest, k)
+		}
+		if err != nil {
+			return err
 		}
 		return fn(rest)
 	}
@@ -368,26 +371,27 @@ func (ix *Index) withIter(lo, hi []byte, done func() error, fn func(it *pebble.I
 	return nil
 }
 
-// bodyReader reads the bodies that the c, n and t pointers of a scan name,
-// with one iterator over the session keyspace per chunk, opened at the
+// bodyReader reads the bodies that the n and t pointers of a scan name,
+// with one iterator over the category keyspace per chunk, opened at the
 // first read. SeekPrefixGE consults the bloom filters as a DB.Get does, but
-// without Get's allocation (BenchmarkBodyLookup).
+// without Get's allocation (BenchmarkBodyLookup). A scan visits pointers in
+// time order, and so the bodies of one category in time order.
 type bodyReader struct {
 	it  *pebble.Iterator
 	key []byte
 }
 
-// get returns the body of the event that pointer key ptr with session
-// names, valid until the next get or close.
-func (r *bodyReader) get(db *pebble.DB, session, ptr []byte) ([]byte, error) {
+// get returns the body of the event that pointer key ptr names under
+// category, valid until the next get or close.
+func (r *bodyReader) get(db *pebble.DB, category, ptr []byte) ([]byte, error) {
 	if r.it == nil {
-		it, err := db.NewIter(&pebble.IterOptions{LowerBound: []byte{ksSession}, UpperBound: []byte{ksSession + 1}})
+		it, err := db.NewIter(&pebble.IterOptions{LowerBound: []byte{ksCat}, UpperBound: []byte{ksCat + 1}})
 		if err != nil {
 			return nil, fmt.Errorf("new body iterator: %w", err)
 		}
 		r.it = it
 	}
-	r.key = appendBodyKey(r.key[:0], session, ptr)
+	r.key = appendBodyKey(r.key[:0], category, ptr)
 	if !r.it.SeekPrefixGE(r.key) || !bytes.Equal(r.it.Key(), r.key) {
 		if err := r.it.Error(); err != nil {
 			return nil, fmt.Errorf("read event %d: %w", seqOfKey(ptr), err)
@@ -404,6 +408,7 @@ func (r *bodyReader) get(db *pebble.DB, session, ptr []byte) ([]byte, error) {
 	}
 	return body, nil
 }
+
 
 // close closes the iterator, if one is open.
 func (r *bodyReader) close() error {

@@ -56,9 +56,9 @@ func reasonMask(reasons []theeye.Reason) uint64 {
 
 var errBadValue = errors.New("malformed value")
 
-// appendAppValue appends the value of an s key (rest = the rendered body)
-// or of a c, n or t pointer (rest = the session id): uvarint length of the
-// app, the app, then rest. The app comes first so that the app filter reads
+// appendAppValue appends the value of an s or c key (rest = the rendered
+// body), an n pointer (rest empty) or a t pointer (rest = the category):
+// uvarint length of the app, the app, then rest. The app comes first so that the app filter reads
 // it without looking further.
 func appendAppValue(dst []byte, app, rest string) []byte {
 	dst = binary.AppendUvarint(dst, uint64(len(app)))
@@ -162,7 +162,8 @@ const (
 //	1: first layout
 //	2: x header carries category and name; r keyspace; duplicate_id_conflict
 //	3: bodies in the session keyspace (no e keyspace); pointers carry the session
-const layoutVersion = 3
+//	4: bodies in the session and the category keyspaces; n and t point into c
+const layoutVersion = 4
 
 // revalidationResult is the value of r/<id>: what a revalidation did.
 type revalidationResult struct {
