@@ -455,3 +455,22 @@ func TestOperationalEndpoints(t *testing.T) {
 		t.Fatalf("cluster: %d %s", st, b)
 	}
 }
+
+// TestWritableWhenListening: the README's walk-through sends its first
+// write right after `make run` prints where it listens. A new single node
+// must have elected itself by then (it used to answer 503 "no leader yet"
+// for about a second), and so must one restarted on its data.
+func TestWritableWhenListening(t *testing.T) {
+	p := newProc(t, t.TempDir())
+	t.Cleanup(p.kill9)
+	for round, name := range []string{"web", "shop"} {
+		p.startNoWait()
+		if err := p.WaitListening(60 * time.Second); err != nil {
+			t.Fatal(err)
+		}
+		if st, b, _ := do(t, "POST", p.URL+"/v1/apps", testAdminKey, "application/json", []byte(`{"name":"`+name+`"}`)); st != 201 {
+			t.Fatalf("round %d: first write after the listening line: %d %s", round, st, b)
+		}
+		p.stop()
+	}
+}

@@ -257,6 +257,7 @@ func (m *Main) Run(ctx context.Context) error {
 			return err
 		}
 	}
+	m.awaitSoleLeadership(ctx)
 	m.Logger.Info("theeye listening", "http", m.ln.Addr().String(), "raft", m.node.RaftAddr(), "raft_listen", m.node.RaftListenAddr(),
 		"node", cfg.NodeID, "data_dir", cfg.DataDir, "version", version)
 	keyFile := filepath.Join(cfg.DataDir, "admin.key")
@@ -267,6 +268,30 @@ func (m *Main) Run(ctx context.Context) error {
 		fmt.Fprintf(os.Stderr, "\nAdmin key (from %s):\n\n    %s\n\n", keyFile, adminKey)
 	}
 	return nil
+}
+
+// awaitSoleLeadership waits, up to 10 s, until a node that is the only
+// voter of its configuration (a new single-node cluster, or one restarted)
+// has elected itself, so that a write sent right after the listening line
+// is not answered 503 "no leader yet". A member of a larger cluster does
+// not wait: it cannot elect itself alone.
+func (m *Main) awaitSoleLeadership(ctx context.Context) {
+	st, err := m.node.Stats()
+	if err != nil || len(st.Servers) != 1 || st.Servers[0].ID != m.Config.NodeID {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for !m.node.IsLeader() {
+		select {
+		case <-ctx.Done():
+			m.Logger.Warn("announcing before this single node has elected itself", "err", ctx.Err())
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // adminKey returns the admin key: --admin-key, else the one saved in

@@ -131,6 +131,29 @@ var listening = regexp.MustCompile(`msg="theeye listening" http=(\S+) raft=\S+ r
 // WaitReady waits for the "theeye listening" line, records the ports, and
 // waits for a 200 from /readyz.
 func (n *Node) WaitReady(timeout time.Duration) error {
+	if err := n.WaitListening(timeout); err != nil {
+		return err
+	}
+	return Poll(timeout, func() error {
+		if !n.Alive() {
+			return Stop(fmt.Errorf("theeye exited:\n%s", n.Out.String()))
+		}
+		resp, err := http.DefaultClient.Get(n.URL + "/readyz")
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			b, _ := io.ReadAll(resp.Body)
+			return fmt.Errorf("readyz %d: %s", resp.StatusCode, b)
+		}
+		return nil
+	})
+}
+
+// WaitListening waits for the "theeye listening" line, records the ports
+// and calls OnListen.
+func (n *Node) WaitListening(timeout time.Duration) error {
 	err := Poll(timeout, func() error {
 		if !n.Alive() {
 			return Stop(fmt.Errorf("theeye exited early:\n%s", n.Out.String()))
@@ -155,21 +178,7 @@ func (n *Node) WaitReady(timeout time.Duration) error {
 	if n.OnListen != nil {
 		n.OnListen(n)
 	}
-	return Poll(timeout, func() error {
-		if !n.Alive() {
-			return Stop(fmt.Errorf("theeye exited:\n%s", n.Out.String()))
-		}
-		resp, err := http.DefaultClient.Get(n.URL + "/readyz")
-		if err != nil {
-			return err
-		}
-		defer resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			b, _ := io.ReadAll(resp.Body)
-			return fmt.Errorf("readyz %d: %s", resp.StatusCode, b)
-		}
-		return nil
-	})
+	return nil
 }
 
 // Alive reports whether the current process is running.
