@@ -17,7 +17,12 @@ func pebbleOptions(cfg *Config, cache *pebble.Cache) *pebble.Options {
 	opts := &pebble.Options{
 		Cache:                       cache,
 		MemTableSize:                uint64(cfg.MemTableSize),
-		MemTableStopWritesThreshold: 4,
+		// Two memtables at most (the mutable one and one being flushed),
+		// as the cache size and the server's memory limit count them:
+		// past that the indexer waits for the flush and only index lag
+		// grows. With 4, a bulk load could hold 128 MiB of memtables,
+		// above the budget (W7 at 10M events: 276 MiB).
+		MemTableStopWritesThreshold: 2,
 		L0CompactionThreshold:       4,
 		L0StopWritesThreshold:       24,
 		CompactionConcurrencyRange:  func() (int, int) { return 1, 2 },
@@ -26,10 +31,11 @@ func pebbleOptions(cfg *Config, cache *pebble.Cache) *pebble.Options {
 		FS:                          cfg.FS,
 	}
 	opts.Levels[0].FilterPolicy = bloom.FilterPolicy(10)
-	// Most of a long-lived store sits in the two bottom levels: zstd there,
-	// on 16 KiB blocks, and the fastest codec (MinLZ) on the small, busy
-	// levels above. Measured in DESIGN.md ("Compression").
-	opts.ApplyCompressionSettings(func() pebble.DBCompressionSettings { return pebble.DBCompressionGood })
+	// MinLZ on every level, with 16 KiB blocks on the two bottom ones,
+	// where most of a long-lived store sits. Not zstd: without cgo Pebble
+	// builds a zstd decoder for every block it reads and an encoder for
+	// every block it writes. Measured in DESIGN.md ("Compression").
+	opts.ApplyCompressionSettings(func() pebble.DBCompressionSettings { return pebble.DBCompressionFastest })
 	for i := len(opts.Levels) - 2; i < len(opts.Levels); i++ {
 		opts.Levels[i].BlockSize = bottomBlockSize
 	}
