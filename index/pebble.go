@@ -12,11 +12,11 @@ import (
 // pebbleOptions returns the options of CALIBRATION.md section 3 (64 MiB
 // memtables by default, L0 thresholds 4/24, one or two compactions, bloom filters: the
 // indexer does a point Get per client id and the query side a prefix seek per
-// pointer it follows), compression by level, an explicit quiet logger.
+// pointer it follows), MinLZ with larger blocks at the bottom, an explicit quiet logger.
 func pebbleOptions(cfg *Config, cache *pebble.Cache) *pebble.Options {
 	opts := &pebble.Options{
-		Cache:                       cache,
-		MemTableSize:                uint64(cfg.MemTableSize),
+		Cache:        cache,
+		MemTableSize: uint64(cfg.MemTableSize),
 		// Two memtables at most (the mutable one and one being flushed),
 		// as the cache size and the server's memory limit count them:
 		// past that the indexer waits for the flush and only index lag

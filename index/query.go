@@ -409,7 +409,6 @@ func (r *bodyReader) get(db *pebble.DB, category, ptr []byte) ([]byte, error) {
 	return body, nil
 }
 
-
 // close closes the iterator, if one is open.
 func (r *bodyReader) close() error {
 	if r.it == nil {
