@@ -46,6 +46,11 @@ fuzz:
 	$(GO) test -run=NONE -fuzz=FuzzDecodeFrame -fuzztime=$(FUZZTIME) ./log
 	$(GO) test -run=NONE -fuzz=FuzzDecodeEnvelope -fuzztime=$(FUZZTIME) ./log
 	$(GO) test -run=NONE -fuzz=FuzzDecodeCursor -fuzztime=$(FUZZTIME) ./index
+	$(GO) test -run=NONE -fuzz=FuzzDecodeValues -fuzztime=$(FUZZTIME) ./index
+	$(GO) test -run=NONE -fuzz=FuzzKeyEncoding -fuzztime=$(FUZZTIME) ./index
+	$(GO) test -run=NONE -fuzz=FuzzAppendJSONString -fuzztime=$(FUZZTIME) ./index
+	$(GO) test -run=NONE -fuzz=FuzzCompileSchema -fuzztime=$(FUZZTIME) .
+	$(GO) test -run=NONE -fuzz=FuzzLogStoreDecode -fuzztime=$(FUZZTIME) ./raftnode
 
 ## bench: the whole suite (bench/): W1–W7 on real nodes, baselines, micro-benchmarks; results in bench/results (≤ 20 min)
 ##        PROFILE=1 adds CPU/alloc profiles (each node per workload, load generator, micro-benchmarks) in
