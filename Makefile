@@ -5,6 +5,17 @@ BIN       := bin
 VERSION   := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -s -w -X main.version=$(VERSION)
 FUZZTIME  ?= 30s
+# The release build (cmd/theeye/theeyetest.ReleaseBuild is its twin): a
+# static binary, with cgo when the C compiler has a static libc, so that
+# Pebble's block cache and memtables live outside the Go heap; else pure Go.
+STATIC_CGO := $(shell f=$$($${CC:-cc} -print-file-name=libc.a 2>/dev/null); [ -f "$$f" ] && echo 1)
+ifeq ($(STATIC_CGO),1)
+BUILD_ENV   := CGO_ENABLED=1
+BUILD_FLAGS := -tags netgo,osusergo -ldflags "$(LDFLAGS) -linkmode external -extldflags -static"
+else
+BUILD_ENV   := CGO_ENABLED=0
+BUILD_FLAGS := -ldflags "$(LDFLAGS)"
+endif
 
 .PHONY: run build test test-deps test-short lint fuzz bench bench-quick bench-compare check clean cluster docker compose-up
 
@@ -14,7 +25,7 @@ run: build
 
 ## build: the static server binary in bin/
 build:
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/theeye ./cmd/theeye
+	$(BUILD_ENV) $(GO) build -trimpath $(BUILD_FLAGS) -o $(BIN)/theeye ./cmd/theeye
 
 ## test: lint, then every test with the race detector (what .ci/run runs)
 test: lint test-deps

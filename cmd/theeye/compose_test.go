@@ -42,7 +42,8 @@ func TestComposeCluster(t *testing.T) {
 	}
 	// The image: the static binary in an otherwise empty context.
 	bctx := t.TempDir()
-	run([]string{"CGO_ENABLED=0"}, "go", "build", "-trimpath", "-o", filepath.Join(bctx, "theeye"), ".")
+	benv, bargs := theeyetest.ReleaseBuild()
+	run(benv, "go", append(bargs, "-o", filepath.Join(bctx, "theeye"), ".")...)
 	project := fmt.Sprintf("theeyetest%d", os.Getpid())
 	image := project + ":test"
 	run(nil, "docker", "build", "-q", "-t", image, "-f", "../../deploy/Dockerfile", bctx)

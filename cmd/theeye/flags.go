@@ -159,7 +159,7 @@ case), e.g. THEEYE_DATA_DIR=/var/lib/theeye.`,
 	f.Uint64Var(&cfg.ReadyLag, "ready-lag", cfg.ReadyLag, "/readyz fails while the indexer is more than this many events behind")
 	f.StringVar(&cfg.Codec, "codec", cfg.Codec, "compression of Raft entries and log frames: none, s2 or zstd")
 	f.Int64Var(&cfg.CacheSize, "cache-size", cfg.CacheSize, "index block cache in bytes")
-	f.Int64Var(&cfg.MemoryLimit, "memory-limit", 0, "Go soft memory limit in bytes (0: GOMEMLIMIT if set, else the caches plus 48 MiB; negative: none)")
+	f.Int64Var(&cfg.MemoryLimit, "memory-limit", 0, "Go soft memory limit in bytes (0: GOMEMLIMIT if set, else 64 MiB, plus the Pebble caches in a build without cgo; negative: none)")
 	f.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error")
 	f.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "text or json")
 	f.BoolVar(&cfg.PrintAdminKey, "print-admin-key", false, "print the admin key from <data-dir>/admin.key at start (development)")

@@ -10,19 +10,24 @@ import (
 	"github.com/theeye/theeye/raftnode"
 )
 
-// memoryHeadroom is what the node needs besides its Pebble caches and
-// memtables: the Raft log cache, requests in flight, group-commit and
-// indexer buffers, the runtime.
-const memoryHeadroom = 48 << 20
+// goHeapBudget is what the node needs on the Go heap besides Pebble's
+// caches and memtables: the Raft log cache, requests in flight,
+// group-commit and indexer buffers, the runtime.
+const goHeapBudget = 64 << 20
 
-// autoMemoryLimit is the default Go memory limit: the index's block cache
-// and two memtables, the Raft log store's, and the headroom. A build
-// without cgo (the release binary) allocates Pebble's caches and memtables
-// on the Go heap, where the default GOGC=100 lets the heap grow to twice
-// what is live before collecting; the limit makes the collector run
-// before the process passes its budget instead.
+// autoMemoryLimit is the default Go memory limit. A cgo build (the
+// release build where a C compiler is at hand) keeps Pebble's memory off
+// the Go heap: the limit is then goHeapBudget. A build without cgo
+// allocates Pebble's caches and memtables on the Go heap, where the default
+// GOGC=100 lets the heap grow to twice what is live before collecting: the
+// limit then adds the index's block cache and two memtables and the Raft
+// log store's, so that the collector runs before the process passes its
+// budget.
 func autoMemoryLimit(cfg Config) int64 {
-	return cfg.CacheSize + 2*index.DefaultMemTableSize + raftnode.LogStoreMemory + memoryHeadroom
+	if !pebbleOnGoHeap {
+		return goHeapBudget
+	}
+	return cfg.CacheSize + 2*index.DefaultMemTableSize + raftnode.LogStoreMemory + goHeapBudget
 }
 
 // applyMemoryLimit sets the Go soft memory limit: --memory-limit when

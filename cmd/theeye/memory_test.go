@@ -17,20 +17,28 @@ func TestApplyMemoryLimit(t *testing.T) {
 	t.Cleanup(func() { debug.SetMemoryLimit(prev) })
 	log := slog.New(slog.DiscardHandler)
 
+	// The defaults: without cgo 64 MiB cache + 2 x 32 MiB memtables + 48
+	// MiB log store + 64 MiB; with cgo (Pebble off the Go heap) 64 MiB.
+	pebble := int64(0)
+	if pebbleOnGoHeap {
+		pebble = (64 + 64 + 48) << 20
+	}
 	cfg := DefaultConfig()
 	if err := applyMemoryLimit(cfg, log); err != nil {
 		t.Fatal(err)
 	}
-	// The defaults: 64 MiB cache + 2 x 32 MiB memtables + 48 MiB log store + 48 MiB.
-	if got := debug.SetMemoryLimit(-1); got != 224<<20 || got != autoMemoryLimit(cfg) {
-		t.Errorf("default limit %d MiB, want 224", got>>20)
+	if got := debug.SetMemoryLimit(-1); got != pebble+64<<20 || got != autoMemoryLimit(cfg) {
+		t.Errorf("default limit %d MiB, want %d", got>>20, (pebble+64<<20)>>20)
 	}
 
 	cfg.CacheSize = 512 << 20
+	if pebbleOnGoHeap {
+		pebble += (512 - 64) << 20
+	}
 	if err := applyMemoryLimit(cfg, log); err != nil {
 		t.Fatal(err)
 	}
-	if got := debug.SetMemoryLimit(-1); got != (512+64+48+48)<<20 {
+	if got := debug.SetMemoryLimit(-1); got != pebble+64<<20 {
 		t.Errorf("limit with a 512 MiB cache: %d MiB", got>>20)
 	}
 

@@ -32,6 +32,7 @@ import (
 	"github.com/schollz/progressbar/v3"
 
 	"github.com/theeye/theeye/bench"
+	"github.com/theeye/theeye/cmd/theeye/theeyetest"
 )
 
 func main() {
@@ -162,8 +163,9 @@ func run(ctx context.Context, args []string, logger *slog.Logger) error {
 
 	progress("build theeye")
 	cfg.Bin = filepath.Join(tmp, "theeye")
-	build := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags", "-s -w", "-o", cfg.Bin, "./cmd/theeye")
-	build.Dir, build.Env = modDir, append(os.Environ(), "CGO_ENABLED=0")
+	benv, bargs := theeyetest.ReleaseBuild() // what make build makes
+	build := exec.CommandContext(ctx, "go", append(bargs, "-o", cfg.Bin, "./cmd/theeye")...)
+	build.Dir, build.Env = modDir, append(os.Environ(), benv...)
 	if b, err := build.CombinedOutput(); err != nil {
 		return fmt.Errorf("build theeye: %w: %s", err, b)
 	}
