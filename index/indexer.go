@@ -25,6 +25,25 @@ type writer struct {
 	delta  batchDelta
 }
 
+// metaValue is one meta key (m/<name>) and its value.
+type metaValue struct {
+	name string
+	v    uint64
+}
+
+// setMeta sets meta keys in b: the cursor and the counters go in the same
+// batch as the keys they account for.
+func (w *writer) setMeta(b *pebble.Batch, ms ...metaValue) error {
+	for _, m := range ms {
+		w.key = appendMetaKey(w.key[:0], m.name)
+		w.val = appendUint64(w.val[:0], m.v)
+		if err := b.Set(w.key, w.val, nil); err != nil {
+			return fmt.Errorf("batch meta %s: %w", m.name, err)
+		}
+	}
+	return nil
+}
+
 // maxRetainedBatch is the largest batch buffer kept for the next batch
 // (Pebble's default, 1 MiB, is less than a batch of 2048 events).
 const maxRetainedBatch = 16 << 20
@@ -183,20 +202,9 @@ func (ix *Index) indexBatch() (n int, advanced bool, err error) {
 	totals.Events += w.delta.events
 	totals.Errors += w.delta.errors
 	totals.Duplicates += w.delta.duplicates
-	for _, kv := range []struct {
-		name string
-		v    uint64
-	}{
-		{metaCursor, cursor},
-		{metaEvents, totals.Events},
-		{metaErrors, totals.Errors},
-		{metaDuplicates, totals.Duplicates},
-	} {
-		w.key = appendMetaKey(w.key[:0], kv.name)
-		w.val = appendUint64(w.val[:0], kv.v)
-		if err := b.Set(w.key, w.val, nil); err != nil {
-			return 0, false, fmt.Errorf("batch meta %s: %w", kv.name, err)
-		}
+	if err := w.setMeta(b, metaValue{metaCursor, cursor}, metaValue{metaEvents, totals.Events},
+		metaValue{metaErrors, totals.Errors}, metaValue{metaDuplicates, totals.Duplicates}); err != nil {
+		return 0, false, err
 	}
 	if err := b.Commit(pebble.NoSync); err != nil {
 		return 0, false, fmt.Errorf("commit batch [%d, %d]: %w", from, cursor, err)

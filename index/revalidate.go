@@ -129,19 +129,9 @@ func (ix *Index) revalidateBatch(rev *theeye.Revalidation) (n int, advanced bool
 	if err := b.Set(w.key, w.val, nil); err != nil {
 		return 0, false, fmt.Errorf("batch revalidation result: %w", err)
 	}
-	for _, kv := range []struct {
-		name string
-		v    uint64
-	}{
-		{metaRevalidated, rev.ID},
-		{metaEvents, totals.Events},
-		{metaErrors, totals.Errors},
-	} {
-		w.key = appendMetaKey(w.key[:0], kv.name)
-		w.val = appendUint64(w.val[:0], kv.v)
-		if err := b.Set(w.key, w.val, nil); err != nil {
-			return 0, false, fmt.Errorf("batch meta %s: %w", kv.name, err)
-		}
+	if err := w.setMeta(b, metaValue{metaRevalidated, rev.ID}, metaValue{metaEvents, totals.Events},
+		metaValue{metaErrors, totals.Errors}); err != nil {
+		return 0, false, err
 	}
 	if err := b.Commit(pebble.NoSync); err != nil {
 		return 0, false, fmt.Errorf("commit revalidation %d: %w", rev.ID, err)
