@@ -494,34 +494,26 @@ func (s *Suite) ingestPhase(ctx context.Context, n int) error {
 		return err
 	}
 	t := target{name: name, url: nodes[0].URL, key: key}
-	var ws []Workload
 	// W3 first, on the cluster at rest: after W2 it measured the
 	// compactions W2 left behind (ack p50 43 ms against 4 ms at rest).
-	if n > 1 && s.cfg.runs("W3") {
-		s.cfg.Progress("W3 open loop")
-		w, err := s.w3(ctx, t, nodes)
-		if err != nil {
+	var ws []Workload
+	for _, r := range []struct {
+		id, progress string
+		on           bool
+		run          func(context.Context, target, []*Node) (Workload, error)
+	}{
+		{"W3", "W3 open loop", n > 1, s.w3},
+		{"W1", fmt.Sprintf("W1 nodes=%d", n), true, s.w1},
+		{"W2", fmt.Sprintf("W2 nodes=%d", n), true, s.w2},
+	} {
+		if !r.on || !s.cfg.runs(r.id) {
+			continue
+		}
+		s.cfg.Progress(r.progress)
+		if _, err := s.settle(ctx, nodes); err != nil {
 			return err
 		}
-		ws = append(ws, w)
-	}
-	if s.cfg.runs("W1") {
-		s.cfg.Progress(fmt.Sprintf("W1 nodes=%d", n))
-		if err := s.settle(ctx, nodes); err != nil {
-			return err
-		}
-		w, err := s.w1(ctx, t, nodes)
-		if err != nil {
-			return err
-		}
-		ws = append(ws, w)
-	}
-	if s.cfg.runs("W2") {
-		s.cfg.Progress(fmt.Sprintf("W2 nodes=%d", n))
-		if err := s.settle(ctx, nodes); err != nil {
-			return err
-		}
-		w, err := s.w2(ctx, t, nodes)
+		w, err := r.run(ctx, t, nodes)
 		if err != nil {
 			return err
 		}
@@ -530,17 +522,14 @@ func (s *Suite) ingestPhase(ctx context.Context, n int) error {
 	s.attachBaselines(ws)
 	s.res.Workloads = append(s.res.Workloads, ws...)
 	// W6: wait until every node has applied and indexed everything.
-	if err := s.settle(ctx, nodes); err != nil {
-		return err
-	}
-	st, err := nodes[0].Self(ctx, s.http)
+	applied, err := s.settle(ctx, nodes)
 	if err != nil {
 		return err
 	}
 	s.mu.Lock()
 	raw := s.rawBytes[name]
 	s.mu.Unlock()
-	s.storage(fmt.Sprintf("nodes=%d after W1–W3", n), nodes, int64(st.AppliedSeq), raw)
+	s.storage(fmt.Sprintf("nodes=%d after W1–W3", n), nodes, int64(applied), raw)
 	s.memory(fmt.Sprintf("nodes=%d during W1–W3", n), nodes)
 	return nil
 }
@@ -548,18 +537,19 @@ func (s *Suite) ingestPhase(ctx context.Context, n int) error {
 // settle waits until every node has indexed all that the first node
 // (the leader) has applied, so that a workload does not pay for the
 // indexing left over from the one before it (W3 right after W2 measured
-// an ack p99 of 0.4-1 s against 11 ms on a cluster at rest).
-func (s *Suite) settle(ctx context.Context, nodes []*Node) error {
+// an ack p99 of 0.4-1 s against 11 ms on a cluster at rest). It returns
+// the seq they all reached.
+func (s *Suite) settle(ctx context.Context, nodes []*Node) (applied uint64, err error) {
 	st, err := nodes[0].Self(ctx, s.http)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	for _, nd := range nodes {
 		if err := nd.WaitIndexed(ctx, s.http, st.AppliedSeq, 2*time.Minute); err != nil {
-			return err
+			return 0, err
 		}
 	}
-	return nil
+	return st.AppliedSeq, nil
 }
 
 // attachBaselines sets the ratio of W1/W2 to the no-op server's figures.
