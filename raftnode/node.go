@@ -362,11 +362,7 @@ func (n *Node) Stats() (Stats, error) {
 // ApplyConfig replicates a configuration change and returns the FSM's
 // verdict (a *theeye.Error for a refused change). Leader only.
 func (n *Node) ApplyConfig(ctx context.Context, cmd *Command) error {
-	data, err := encodeConfigEntry(cmd)
-	if err != nil {
-		return err
-	}
-	_, err = n.apply(ctx, data)
+	_, err := applyConfig[any](ctx, n, cmd)
 	return err
 }
 
@@ -374,30 +370,28 @@ func (n *Node) ApplyConfig(ctx context.Context, cmd *Command) error {
 // it as the FSM numbered it. A schema that does not compile is a
 // *theeye.Error with code EInvalidRequest. Leader only.
 func (n *Node) PutSchema(ctx context.Context, s theeye.Schema) (theeye.Schema, error) {
-	data, err := encodeConfigEntry(&Command{Op: OpPutSchema, Schema: &s})
-	if err != nil {
-		return theeye.Schema{}, err
-	}
-	res, err := n.apply(ctx, data)
-	if err != nil {
-		return theeye.Schema{}, err
-	}
-	v, _ := res.value.(theeye.Schema)
-	return v, nil
+	return applyConfig[theeye.Schema](ctx, n, &Command{Op: OpPutSchema, Schema: &s})
 }
 
 // Revalidate records a revalidation request and returns it with its ID and
 // AtSeq. Every node's indexer runs it when it reaches AtSeq. Leader only.
 func (n *Node) Revalidate(ctx context.Context, r theeye.Revalidation) (theeye.Revalidation, error) {
-	data, err := encodeConfigEntry(&Command{Op: OpRevalidate, Revalidation: &r})
+	return applyConfig[theeye.Revalidation](ctx, n, &Command{Op: OpRevalidate, Revalidation: &r})
+}
+
+// applyConfig replicates cmd and returns the value the FSM answered with
+// (the zero T when it answered none).
+func applyConfig[T any](ctx context.Context, n *Node, cmd *Command) (T, error) {
+	var v T
+	data, err := encodeConfigEntry(cmd)
 	if err != nil {
-		return theeye.Revalidation{}, err
+		return v, err
 	}
 	res, err := n.apply(ctx, data)
 	if err != nil {
-		return theeye.Revalidation{}, err
+		return v, err
 	}
-	v, _ := res.value.(theeye.Revalidation)
+	v, _ = res.value.(T)
 	return v, nil
 }
 
