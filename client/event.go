@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/oklog/ulid/v2"
+
+	"github.com/theeye/theeye"
 )
 
 // Event is one event to send.
@@ -69,7 +71,7 @@ func (ev *Event) encode(dst []byte, now time.Time) ([]byte, string, error) {
 	dst = append(dst, `,"data":`...)
 	dst = append(dst, data...)
 	dst = append(dst, `,"timestamp":"`...)
-	dst = ts.UTC().AppendFormat(dst, time.RFC3339Nano)
+	dst = theeye.AppendTime(dst, ts)
 	dst = append(dst, '"')
 	if len(ev.Extra) > 0 {
 		keys := make([]string, 0, len(ev.Extra))
@@ -242,9 +244,9 @@ func (e StoredEvent) MarshalJSON() ([]byte, error) {
 		b = append(b, e.Data...)
 	}
 	b = append(b, `,"timestamp":"`...)
-	b = e.Timestamp.UTC().AppendFormat(b, time.RFC3339Nano)
+	b = theeye.AppendTime(b, e.Timestamp)
 	b = append(b, `","received_at":"`...)
-	b = e.ReceivedAt.UTC().AppendFormat(b, time.RFC3339Nano)
+	b = theeye.AppendTime(b, e.ReceivedAt)
 	b = append(b, '"')
 	keys := make([]string, 0, len(e.Extra))
 	for k := range e.Extra {

@@ -10,6 +10,8 @@ import (
 	"net/url"
 	"strconv"
 	"time"
+
+	"github.com/theeye/theeye"
 )
 
 // Ingest sends events in one request and returns once the server has
@@ -96,10 +98,10 @@ func set(v url.Values, k, s string) {
 
 func setCommon(v url.Values, from, to time.Time, limit int, desc bool, minSeq uint64, wait time.Duration) {
 	if !from.IsZero() {
-		v.Set("from", from.UTC().Format(time.RFC3339Nano))
+		v.Set("from", theeye.FormatTime(from))
 	}
 	if !to.IsZero() {
-		v.Set("to", to.UTC().Format(time.RFC3339Nano))
+		v.Set("to", theeye.FormatTime(to))
 	}
 	if limit > 0 {
 		v.Set("limit", strconv.Itoa(limit))

@@ -11,6 +11,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/theeye/theeye"
 	"github.com/theeye/theeye/client"
 )
 
@@ -188,7 +189,7 @@ func fmtTime(t time.Time) string {
 	if t.IsZero() {
 		return "-"
 	}
-	return t.UTC().Format(time.RFC3339Nano)
+	return theeye.FormatTime(t)
 }
 
 func eventHeader() []string {
