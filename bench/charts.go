@@ -102,14 +102,9 @@ func WriteCharts(r *Result, prefix string) ([]string, error) {
 					pts[j].X = float64(j+1) * float64(ln.st.Series.BucketMS) / 1000
 					pts[j].Y = v
 				}
-				l, err := plotter.NewLine(pts)
-				if err != nil {
+				if err := addLine(tp, pts, i, ln.label); err != nil {
 					return files, fmt.Errorf("chart %s: %w", g.id, err)
 				}
-				l.Color = palette(i)
-				l.Width = vg.Points(1.2)
-				tp.Add(l)
-				tp.Legend.Add(ln.label, l)
 				nt++
 			}
 			h := ln.st.Hist()
@@ -124,14 +119,9 @@ func WriteCharts(r *Result, prefix string) ([]string, error) {
 				}
 				pts = append(pts, plotter.XY{X: nines(q), Y: v})
 			}
-			l, err := plotter.NewLine(pts)
-			if err != nil {
+			if err := addLine(lat, pts, i, ln.label); err != nil {
 				return files, fmt.Errorf("chart %s: %w", g.id, err)
 			}
-			l.Color = palette(i)
-			l.Width = vg.Points(1.2)
-			lat.Add(l)
-			lat.Legend.Add(ln.label, l)
 			nl++
 		}
 		base := prefix + "-" + strings.ReplaceAll(g.id, " ", "_")
@@ -171,4 +161,18 @@ func (nineTicks) Ticks(min, max float64) []plot.Tick {
 		}
 	}
 	return ts
+}
+
+// addLine adds pts to p as the i-th line of the chart, in the i-th
+// palette colour, with label in the legend.
+func addLine(p *plot.Plot, pts plotter.XYs, i int, label string) error {
+	l, err := plotter.NewLine(pts)
+	if err != nil {
+		return err
+	}
+	l.Color = palette(i)
+	l.Width = vg.Points(1.2)
+	p.Add(l)
+	p.Legend.Add(label, l)
+	return nil
 }
