@@ -3,9 +3,10 @@ package bench
 import (
 	"fmt"
 	"image/color"
+	"maps"
 	"math"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 
 	"gonum.org/v1/plot"
@@ -46,12 +47,7 @@ func groups(r *Result) []chartGroup {
 		case w.ID == "fsync":
 			continue
 		}
-		keys := make([]string, 0, len(w.Runs))
-		for k := range w.Runs {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		for _, k := range keys {
+		for _, k := range slices.Sorted(maps.Keys(w.Runs)) {
 			label := w.Name()
 			if len(w.Runs) > 1 {
 				label += " " + k

@@ -3,9 +3,10 @@ package bench
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
 	"os"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 )
@@ -200,13 +201,8 @@ func (r *Result) Markdown() string {
 			}
 		}
 		var other []string
-		keys := make([]string, 0, len(w.Figures))
-		for k := range w.Figures {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		for _, k := range keys {
-			if !contains(mainFigures(), k) {
+		for _, k := range slices.Sorted(maps.Keys(w.Figures)) {
+			if !slices.Contains(mainFigures(), k) {
 				other = append(other, fmt.Sprintf("%s=%s", k, FormatNumber(w.Figures[k])))
 			}
 		}
@@ -233,12 +229,7 @@ func (r *Result) Markdown() string {
 		b.WriteString("\n| micro-benchmark | ns/op | B/op | allocs/op | other |\n|---|---:|---:|---:|---|\n")
 		for _, mb := range r.Micro {
 			var other []string
-			keys := make([]string, 0, len(mb.Metrics))
-			for k := range mb.Metrics {
-				keys = append(keys, k)
-			}
-			sort.Strings(keys)
-			for _, k := range keys {
+			for _, k := range slices.Sorted(maps.Keys(mb.Metrics)) {
 				if k != "ns/op" && k != "B/op" && k != "allocs/op" {
 					other = append(other, FormatNumber(mb.Metrics[k])+" "+k)
 				}
@@ -254,15 +245,6 @@ func (r *Result) Markdown() string {
 		}
 	}
 	return b.String()
-}
-
-func contains(s []string, v string) bool {
-	for _, x := range s {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }
 
 // FormatBytes prints n in binary units.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"time"
@@ -248,12 +249,7 @@ func (e StoredEvent) MarshalJSON() ([]byte, error) {
 	b = append(b, `","received_at":"`...)
 	b = theeye.AppendTime(b, e.ReceivedAt)
 	b = append(b, '"')
-	keys := make([]string, 0, len(e.Extra))
-	for k := range e.Extra {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
+	for _, k := range slices.Sorted(maps.Keys(e.Extra)) {
 		b = append(b, ',')
 		b = appendString(b, k)
 		b = append(b, ':')
