@@ -228,10 +228,7 @@ func (s *Server) handleSessionEvents(w http.ResponseWriter, r *http.Request, ps 
 		return
 	}
 	sid := ps.ByName("session_id")
-	q := index.EventQuery{Session: sid, From: p.from, To: p.to, Limit: p.limit, Cursor: p.cursor, Desc: p.desc}
-	s.serveList(w, r, p, "events", func(ctx context.Context, fn func([]byte) error) (string, error) {
-		return s.cfg.Index.Events(ctx, q, fn)
-	})
+	s.serveEvents(w, r, p, index.EventQuery{Session: sid})
 }
 
 func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request, _ httprouter.Params, _ *theeye.Key) {
@@ -241,12 +238,18 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request, _ httprout
 		return
 	}
 	v := r.URL.Query()
-	q := index.EventQuery{Category: v.Get("category"), Name: v.Get("name"), App: v.Get("app"),
-		From: p.from, To: p.to, Limit: p.limit, Cursor: p.cursor, Desc: p.desc}
+	q := index.EventQuery{Category: v.Get("category"), Name: v.Get("name"), App: v.Get("app")}
 	if q.Name != "" && q.Category == "" {
 		s.writeError(w, r, theeye.Errorf(theeye.EInvalidParam, "name needs category: event types are category + name").WithDetail("parameter", "name"))
 		return
 	}
+	s.serveEvents(w, r, p, q)
+}
+
+// serveEvents serves the events of q, with the range, paging and order of
+// the list parameters p.
+func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request, p queryParams, q index.EventQuery) {
+	q.From, q.To, q.Limit, q.Cursor, q.Desc = p.from, p.to, p.limit, p.cursor, p.desc
 	s.serveList(w, r, p, "events", func(ctx context.Context, fn func([]byte) error) (string, error) {
 		return s.cfg.Index.Events(ctx, q, fn)
 	})
