@@ -62,6 +62,10 @@ fuzz:
 	$(GO) test -run=NONE -fuzz=FuzzAppendJSONString -fuzztime=$(FUZZTIME) ./index
 	$(GO) test -run=NONE -fuzz=FuzzCompileSchema -fuzztime=$(FUZZTIME) .
 	$(GO) test -run=NONE -fuzz=FuzzLogStoreDecode -fuzztime=$(FUZZTIME) ./raftnode
+	$(GO) test -run=NONE -fuzz=FuzzRaftHandshake -fuzztime=$(FUZZTIME) ./raftnode
+	$(GO) test -run=NONE -fuzz=FuzzParseNodeProof -fuzztime=$(FUZZTIME) ./api
+	$(GO) test -run=NONE -fuzz=FuzzNodeProofVerify -fuzztime=$(FUZZTIME) ./api
+	$(GO) test -run=NONE -fuzz=FuzzBearer -fuzztime=$(FUZZTIME) ./api
 
 ## bench: the whole suite (bench/): W1–W7 on real nodes, baselines, micro-benchmarks; results in bench/results (≤ 20 min)
 ##        PROFILE=1 adds CPU/alloc profiles (each node per workload, load generator, micro-benchmarks) in

@@ -45,13 +45,15 @@ func (k *Key) Has(s Scope) bool {
 	return slices.Contains(k.Scopes, s) || slices.Contains(k.Scopes, ScopeAdmin)
 }
 
-// EventApp is the app name stamped on events sent with this key: the key's
-// app, or for a key bound to no app, the key's own name.
+// EventApp is the app stamped on events sent with this key: the key's app,
+// or for a key bound to no app "key:" and the key's id. App names cannot
+// hold a ':', so a key without an app never passes as an app (nor shares
+// an app's idempotency ids).
 func (k *Key) EventApp() string {
 	if k.App != "" {
 		return k.App
 	}
-	return k.Name
+	return "key:" + k.ID
 }
 
 // HashSecret returns the hex SHA-256 of a key secret, the only form in which

@@ -16,9 +16,11 @@ const (
 	EUnauthorized     = "unauthorized"           // 401: missing or unknown key
 	EForbidden        = "forbidden"              // 403: key lacks the scope
 	ENotFound         = "not_found"              // 404
+	EMethodNotAllowed = "method_not_allowed"     // 405: the route exists, not with this method
 	EConflict         = "conflict"               // 409: e.g. duplicate app name
 	EBodyTooLarge     = "body_too_large"         // 413: over --max-body
 	EEventTooLarge    = "event_too_large"        // 413: one event over --max-event
+	ETooManyEvents    = "too_many_events"        // 413: more events in one request than --max-batch-events
 	EUnsupportedMedia = "unsupported_media_type" // 415
 	ERateLimited      = "rate_limited"           // 429
 	EUnavailable      = "unavailable"            // 503: no leader, shutting down, not indexed yet

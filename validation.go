@@ -146,7 +146,7 @@ func ParseEvent(raw []byte, receivedAt time.Time, p Policy) (Event, []Reason) {
 			ev.ID = s
 		default:
 			if IsReservedField(f.Key) {
-				reasons = append(reasons, Reason{ReasonReservedField, "/" + escapePointer(f.Key), f.Key + " is set by the server and must not be sent"})
+				reasons = append(reasons, Reason{ReasonReservedField, "/" + EscapePointer(f.Key), f.Key + " is set by the server and must not be sent"})
 				continue
 			}
 			ev.Extra = setField(ev.Extra, f)
@@ -234,8 +234,8 @@ func JSONKind(v []byte) string {
 	}
 }
 
-// escapePointer escapes a key for a JSON pointer (RFC 6901).
-func escapePointer(s string) string {
+// EscapePointer escapes a key for a JSON pointer (RFC 6901).
+func EscapePointer(s string) string {
 	var b []byte
 	for i := 0; i < len(s); i++ {
 		switch s[i] {

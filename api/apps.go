@@ -70,7 +70,7 @@ func newKey(name, app string, scopes []theeye.Scope, now time.Time) (theeye.Key,
 	return k, secret
 }
 
-func (s *Server) handleCreateApp(w http.ResponseWriter, r *http.Request, _ httprouter.Params, _ *theeye.Key) {
+func (s *Server) handleCreateApp(w http.ResponseWriter, r *http.Request, _ httprouter.Params, _ *caller) {
 	var req struct {
 		Name string `json:"name"`
 	}
@@ -95,7 +95,7 @@ func (s *Server) handleCreateApp(w http.ResponseWriter, r *http.Request, _ httpr
 	})
 }
 
-func (s *Server) handleListApps(w http.ResponseWriter, r *http.Request, _ httprouter.Params, _ *theeye.Key) {
+func (s *Server) handleListApps(w http.ResponseWriter, r *http.Request, _ httprouter.Params, _ *caller) {
 	apps := s.cfg.Node.Apps()
 	if apps == nil {
 		apps = []theeye.App{}
@@ -103,7 +103,7 @@ func (s *Server) handleListApps(w http.ResponseWriter, r *http.Request, _ httpro
 	writeJSON(w, http.StatusOK, map[string]any{"apps": apps})
 }
 
-func (s *Server) handleCreateKey(w http.ResponseWriter, r *http.Request, _ httprouter.Params, _ *theeye.Key) {
+func (s *Server) handleCreateKey(w http.ResponseWriter, r *http.Request, _ httprouter.Params, _ *caller) {
 	var req struct {
 		Name   string         `json:"name"`
 		Scopes []theeye.Scope `json:"scopes"`
@@ -138,7 +138,7 @@ func (s *Server) handleCreateKey(w http.ResponseWriter, r *http.Request, _ httpr
 	writeJSON(w, http.StatusCreated, keyJSON{ID: key.ID, Name: key.Name, App: key.App, Secret: secret, Scopes: key.Scopes, CreatedAt: &now})
 }
 
-func (s *Server) handleListKeys(w http.ResponseWriter, r *http.Request, _ httprouter.Params, _ *theeye.Key) {
+func (s *Server) handleListKeys(w http.ResponseWriter, r *http.Request, _ httprouter.Params, _ *caller) {
 	keys := s.cfg.Node.Keys()
 	out := make([]keyJSON, 0, len(keys))
 	for _, k := range keys {
@@ -147,7 +147,7 @@ func (s *Server) handleListKeys(w http.ResponseWriter, r *http.Request, _ httpro
 	writeJSON(w, http.StatusOK, map[string]any{"keys": out})
 }
 
-func (s *Server) handleRevokeKey(w http.ResponseWriter, r *http.Request, ps httprouter.Params, _ *theeye.Key) {
+func (s *Server) handleRevokeKey(w http.ResponseWriter, r *http.Request, ps httprouter.Params, _ *caller) {
 	id := ps.ByName("key_id")
 	if err := s.cfg.Node.ApplyConfig(r.Context(), &raftnode.Command{Op: raftnode.OpRevokeKey, KeyID: id}); err != nil {
 		s.writeError(w, r, err)

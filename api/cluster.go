@@ -26,7 +26,7 @@ type nodeJSON struct {
 // with each member's own report of its state and progress (asked over
 // HTTP, one second at most; an unreachable member shows as "unreachable"
 // with null seqs).
-func (s *Server) handleCluster(w http.ResponseWriter, r *http.Request, _ httprouter.Params, _ *theeye.Key) {
+func (s *Server) handleCluster(w http.ResponseWriter, r *http.Request, _ httprouter.Params, _ *caller) {
 	st, err := s.cfg.Node.Stats()
 	if err != nil {
 		s.writeError(w, r, err)
@@ -61,7 +61,7 @@ func (s *Server) handleCluster(w http.ResponseWriter, r *http.Request, _ httprou
 	writeJSON(w, http.StatusOK, map[string]any{"leader": leader, "nodes": nodes})
 }
 
-func (s *Server) handleAddNode(w http.ResponseWriter, r *http.Request, _ httprouter.Params, _ *theeye.Key) {
+func (s *Server) handleAddNode(w http.ResponseWriter, r *http.Request, _ httprouter.Params, c *caller) {
 	var req raftnode.NodeInfo
 	if err := decodeBody(r, &req); err != nil {
 		s.writeError(w, r, err)
@@ -71,6 +71,11 @@ func (s *Server) handleAddNode(w http.ResponseWriter, r *http.Request, _ httprou
 		s.writeError(w, r, theeye.Errorf(theeye.EInvalidRequest, "id, raft_addr and http_addr are all required"))
 		return
 	}
+	if c.node != "" && c.node != req.ID {
+		// A node proves the cluster key to join itself, nothing more.
+		s.writeError(w, r, theeye.Errorf(theeye.EForbidden, "node %q may add only itself, not %q; membership changes need an admin key", c.node, req.ID))
+		return
+	}
 	if err := s.cfg.Node.AddVoter(r.Context(), req); err != nil {
 		s.writeError(w, r, err)
 		return
@@ -78,7 +83,7 @@ func (s *Server) handleAddNode(w http.ResponseWriter, r *http.Request, _ httprou
 	writeJSON(w, http.StatusOK, req)
 }
 
-func (s *Server) handleRemoveNode(w http.ResponseWriter, r *http.Request, ps httprouter.Params, _ *theeye.Key) {
+func (s *Server) handleRemoveNode(w http.ResponseWriter, r *http.Request, ps httprouter.Params, _ *caller) {
 	id := ps.ByName("id")
 	if err := s.cfg.Node.RemoveServer(r.Context(), id); err != nil {
 		s.writeError(w, r, err)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"mime"
 	"net/http"
@@ -21,7 +22,7 @@ import (
 )
 
 // handleIngest is POST /v1/events: split, stamp, replicate, then 202.
-func (s *Server) handleIngest(w http.ResponseWriter, r *http.Request, _ httprouter.Params, key *theeye.Key) {
+func (s *Server) handleIngest(w http.ResponseWriter, r *http.Request, _ httprouter.Params, c *caller) {
 	ndjson, err := ingestMediaType(r.Header.Get("Content-Type"))
 	if err != nil {
 		s.writeError(w, r, err)
@@ -31,23 +32,23 @@ func (s *Server) handleIngest(w http.ResponseWriter, r *http.Request, _ httprout
 	// body's buffer goes back to the pool when the handler ends.
 	pb := s.bufs.get()
 	defer s.bufs.put(pb)
-	body, err := s.readBody(r, pb)
+	body, err := s.readBody(w, r, pb)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
 	var raws [][]byte
 	if ndjson {
-		raws, err = splitNDJSON(body, s.cfg.MaxEvent)
+		raws, err = splitNDJSON(body, splitLimits{event: s.cfg.MaxEvent, events: s.cfg.MaxBatchEvents})
 	} else {
-		raws, err = splitJSON(body, s.cfg.MaxEvent)
+		raws, err = splitJSON(body, splitLimits{event: s.cfg.MaxEvent, events: s.cfg.MaxBatchEvents})
 	}
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
 	now := s.cfg.Now().UnixNano()
-	app := key.EventApp()
+	app := c.key.EventApp()
 	envs := make([]theeye.Envelope, len(raws))
 	for i, raw := range raws {
 		envs[i] = theeye.Envelope{ReceivedAt: now, App: app, ID: theeye.EventID(ulid.Make()), Raw: raw}
@@ -90,10 +91,11 @@ func ingestMediaType(ct string) (ndjson bool, err error) {
 }
 
 // readBody reads the whole body, gunzipping it when Content-Encoding says
-// gzip, and refuses more than MaxBody bytes (after decompression).
-func (s *Server) readBody(r *http.Request, into *[]byte) ([]byte, error) {
+// gzip, and refuses more than MaxBody bytes as sent (a compressed stream
+// is bounded too, whatever it inflates to) and after decompression.
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request, into *[]byte) ([]byte, error) {
 	limit := s.cfg.MaxBody
-	var src io.Reader = r.Body
+	var src io.Reader = http.MaxBytesReader(w, r.Body, limit)
 	switch enc := strings.ToLower(strings.TrimSpace(r.Header.Get("Content-Encoding"))); enc {
 	case "", "identity":
 		if r.ContentLength > limit {
@@ -101,7 +103,7 @@ func (s *Server) readBody(r *http.Request, into *[]byte) ([]byte, error) {
 				WithDetail("limit", limit)
 		}
 	case "gzip":
-		zr, err := gzip.NewReader(r.Body)
+		zr, err := gzip.NewReader(src)
 		if err != nil {
 			return nil, theeye.Errorf(theeye.EInvalidRequest, "Content-Encoding is gzip but the body is not: %v", err)
 		}
@@ -119,6 +121,10 @@ func (s *Server) readBody(r *http.Request, into *[]byte) ([]byte, error) {
 		buf.Grow(int(r.ContentLength) + bytes.MinRead)
 	}
 	n, err := buf.ReadFrom(io.LimitReader(src, limit+1))
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return nil, theeye.Errorf(theeye.EBodyTooLarge, "the body as sent is over the %d-byte limit", limit).WithDetail("limit", limit)
+	}
 	if err != nil {
 		return nil, theeye.Errorf(theeye.EInvalidRequest, "read body: %v", err)
 	}
@@ -221,7 +227,7 @@ func (s *Server) waitIndexed(ctx context.Context, p queryParams) error {
 	return nil
 }
 
-func (s *Server) handleSessionEvents(w http.ResponseWriter, r *http.Request, ps httprouter.Params, _ *theeye.Key) {
+func (s *Server) handleSessionEvents(w http.ResponseWriter, r *http.Request, ps httprouter.Params, _ *caller) {
 	p, err := parseQuery(r)
 	if err != nil {
 		s.writeError(w, r, err)
@@ -231,7 +237,7 @@ func (s *Server) handleSessionEvents(w http.ResponseWriter, r *http.Request, ps 
 	s.serveEvents(w, r, p, index.EventQuery{Session: sid})
 }
 
-func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request, _ httprouter.Params, _ *theeye.Key) {
+func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request, _ httprouter.Params, _ *caller) {
 	p, err := parseQuery(r)
 	if err != nil {
 		s.writeError(w, r, err)
@@ -249,13 +255,14 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request, _ httprout
 // serveEvents serves the events of q, with the range, paging and order of
 // the list parameters p.
 func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request, p queryParams, q index.EventQuery) {
-	q.From, q.To, q.Limit, q.Cursor, q.Desc = p.from, p.to, p.limit, p.cursor, p.desc
-	s.serveList(w, r, p, "events", func(ctx context.Context, fn func([]byte) error) (string, error) {
+	q.From, q.To, q.Desc = p.from, p.to, p.desc
+	s.serveList(w, r, p, "events", func(ctx context.Context, pg pageRange, fn func([]byte) error) (string, error) {
+		q.Cursor, q.Limit, q.MaxBytes = pg.cursor, pg.limit, pg.maxBytes
 		return s.cfg.Index.Events(ctx, q, fn)
 	})
 }
 
-func (s *Server) handleErrors(w http.ResponseWriter, r *http.Request, _ httprouter.Params, _ *theeye.Key) {
+func (s *Server) handleErrors(w http.ResponseWriter, r *http.Request, _ httprouter.Params, _ *caller) {
 	p, err := parseQuery(r)
 	if err != nil {
 		s.writeError(w, r, err)
@@ -263,21 +270,42 @@ func (s *Server) handleErrors(w http.ResponseWriter, r *http.Request, _ httprout
 	}
 	v := r.URL.Query()
 	q := index.ErrorQuery{From: p.from, To: p.to, Reason: v.Get("reason"), App: v.Get("app"),
-		Category: v.Get("category"), Name: v.Get("name"), Limit: p.limit, Cursor: p.cursor, Desc: p.desc}
+		Category: v.Get("category"), Name: v.Get("name"), Desc: p.desc}
 	if q.Name != "" && q.Category == "" {
 		s.writeError(w, r, theeye.Errorf(theeye.EInvalidParam, "name needs category: event types are category + name").WithDetail("parameter", "name"))
 		return
 	}
-	s.serveList(w, r, p, "errors", func(ctx context.Context, fn func([]byte) error) (string, error) {
+	s.serveList(w, r, p, "errors", func(ctx context.Context, pg pageRange, fn func([]byte) error) (string, error) {
+		q.Cursor, q.Limit, q.MaxBytes = pg.cursor, pg.limit, pg.maxBytes
 		return s.cfg.Index.Errors(ctx, q, fn)
 	})
 }
 
+// pageRange is one page of a list: where it starts and what bounds it.
+type pageRange struct {
+	cursor   string
+	limit    int // items; 0: none
+	maxBytes int // bytes of items; 0: none
+}
+
+// pageFunc reads one page of a list, passing each item (already rendered
+// as JSON) to fn, and returns the cursor of the next page ("" at the end).
+type pageFunc func(ctx context.Context, pg pageRange, fn func([]byte) error) (string, error)
+
+// exportChunkBytes is how much of an NDJSON export is read from the index
+// at a time: it is written to the client only once read, so a client that
+// stops reading never holds the index (a lock, an iterator) while it
+// stalls.
+const exportChunkBytes = 1 << 20
+
+// exportWriteTimeout is how long one chunk of an export may take to reach
+// the client before the connection is dropped.
+const exportWriteTimeout = 30 * time.Second
+
 // serveList answers a list route: a page as {"<field>": [...],
-// "next_cursor": ...}, or with Accept: application/x-ndjson every match
-// streamed one per line. Items arrive already rendered as JSON.
-func (s *Server) serveList(w http.ResponseWriter, r *http.Request, p queryParams, field string,
-	scan func(ctx context.Context, fn func([]byte) error) (string, error)) {
+// "next_cursor": ...}, at most limit items and about MaxPageBytes bytes, or
+// with Accept: application/x-ndjson every match streamed one per line.
+func (s *Server) serveList(w http.ResponseWriter, r *http.Request, p queryParams, field string, page pageFunc) {
 	if err := s.waitIndexed(r.Context(), p); err != nil {
 		w.Header().Set("X-Eye-Indexed-Seq", strconv.FormatUint(s.cfg.Index.IndexedSeq(), 10))
 		s.writeError(w, r, err)
@@ -285,7 +313,7 @@ func (s *Server) serveList(w http.ResponseWriter, r *http.Request, p queryParams
 	}
 	w.Header().Set("X-Eye-Indexed-Seq", strconv.FormatUint(s.cfg.Index.IndexedSeq(), 10))
 	if p.ndjson {
-		s.streamNDJSON(w, r, scan)
+		s.streamNDJSON(w, r, p.cursor, page)
 		return
 	}
 	pb := s.bufs.get()
@@ -294,7 +322,7 @@ func (s *Server) serveList(w http.ResponseWriter, r *http.Request, p queryParams
 	buf = append(buf, field...)
 	buf = append(buf, `":[`...)
 	n := 0
-	next, err := scan(r.Context(), func(item []byte) error {
+	next, err := page(r.Context(), pageRange{cursor: p.cursor, limit: p.limit, maxBytes: s.cfg.MaxPageBytes}, func(item []byte) error {
 		if n > 0 {
 			buf = append(buf, ',')
 		}
@@ -320,36 +348,37 @@ func (s *Server) serveList(w http.ResponseWriter, r *http.Request, p queryParams
 	w.Write(buf)
 }
 
-func (s *Server) streamNDJSON(w http.ResponseWriter, r *http.Request, scan func(ctx context.Context, fn func([]byte) error) (string, error)) {
+// streamNDJSON streams every match from cursor on, one chunk read from the
+// index at a time and then written, each write bounded by
+// exportWriteTimeout.
+func (s *Server) streamNDJSON(w http.ResponseWriter, r *http.Request, cursor string, page pageFunc) {
 	w.Header().Set("Content-Type", "application/x-ndjson")
-	flusher, _ := w.(http.Flusher)
+	rc := http.NewResponseController(w)
 	pb := s.bufs.get()
 	defer s.bufs.put(pb)
-	buf := slices.Grow((*pb)[:0], 64<<10)
+	buf := slices.Grow((*pb)[:0], exportChunkBytes+64<<10)
 	defer func() { *pb = buf }()
 	started := false
-	flush := func() error {
-		if len(buf) == 0 {
+	var err error
+	for {
+		buf = buf[:0]
+		cursor, err = page(r.Context(), pageRange{cursor: cursor, maxBytes: exportChunkBytes}, func(item []byte) error {
+			buf = append(buf, item...)
+			buf = append(buf, '\n')
 			return nil
+		})
+		if err != nil || len(buf) == 0 {
+			break
 		}
 		started = true
-		_, err := w.Write(buf)
-		buf = buf[:0]
-		if flusher != nil {
-			flusher.Flush()
+		rc.SetWriteDeadline(time.Now().Add(exportWriteTimeout))
+		if _, err = w.Write(buf); err != nil {
+			return // the client is gone or too slow: nothing more to tell it
 		}
-		return err
-	}
-	_, err := scan(r.Context(), func(item []byte) error {
-		buf = append(buf, item...)
-		buf = append(buf, '\n')
-		if len(buf) >= 60<<10 {
-			return flush()
+		rc.Flush()
+		if cursor == "" {
+			break
 		}
-		return nil
-	})
-	if err == nil {
-		err = flush()
 	}
 	if err != nil {
 		if !started {
@@ -357,8 +386,9 @@ func (s *Server) streamNDJSON(w http.ResponseWriter, r *http.Request, scan func(
 			return
 		}
 		// Headers are gone: end the stream with an error line the client can see.
-		e := toDomainError(err)
+		e := s.publicError(r, err)
 		line, _ := json.Marshal(errorBody{Error: errorFields{Code: e.Code, Message: e.Message}})
+		rc.SetWriteDeadline(time.Now().Add(exportWriteTimeout))
 		w.Write(append(line, '\n'))
 	}
 }

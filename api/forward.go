@@ -3,12 +3,12 @@ package api
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/julienschmidt/httprouter"
@@ -16,47 +16,21 @@ import (
 	"github.com/theeye/theeye"
 )
 
-// Headers nodes use between themselves.
-const (
-	// HeaderForwarded marks a request a follower forwarded to the leader
-	// (its value is the follower's id): it is never forwarded again.
-	HeaderForwarded = "X-Eye-Forwarded"
-	// HeaderClusterKey carries the shared cluster secret (--cluster-key)
-	// on joins, forwarded requests and node-to-node status calls.
-	HeaderClusterKey = "X-Eye-Cluster-Key"
-)
-
 // forwardTimeout bounds one forwarded request.
 const forwardTimeout = 30 * time.Second
-
-// clusterKeyOK reports whether r carries the cluster key. With no key
-// configured (a development cluster) any member may forward.
-func (s *Server) clusterKeyOK(r *http.Request) bool {
-	if s.cfg.ClusterKey == "" {
-		return true
-	}
-	got := sha256.Sum256([]byte(r.Header.Get(HeaderClusterKey)))
-	want := sha256.Sum256([]byte(s.cfg.ClusterKey))
-	return subtle.ConstantTimeCompare(got[:], want[:]) == 1
-}
 
 // leaderOnly runs a write on the leader: on a follower the request is
 // forwarded, once, to the leader and its answer relayed, so a client never
 // has to find the leader. A forwarded request that reaches a node that is
 // no longer the leader gets 503 + Retry-After, never a second hop.
-func (s *Server) leaderOnly(h func(http.ResponseWriter, *http.Request, httprouter.Params, *theeye.Key)) func(http.ResponseWriter, *http.Request, httprouter.Params, *theeye.Key) {
-	return func(w http.ResponseWriter, r *http.Request, ps httprouter.Params, k *theeye.Key) {
-		forwarded := r.Header.Get(HeaderForwarded) != ""
-		if forwarded && !s.clusterKeyOK(r) {
-			s.writeError(w, r, theeye.Errorf(theeye.EForbidden, "a forwarded request must carry the cluster key"))
-			return
-		}
+func (s *Server) leaderOnly(h handler) handler {
+	return func(w http.ResponseWriter, r *http.Request, ps httprouter.Params, c *caller) {
 		if s.cfg.Node.IsLeader() {
-			h(w, r, ps, k)
+			h(w, r, ps, c)
 			return
 		}
-		if forwarded {
-			s.writeError(w, r, theeye.Errorf(theeye.EUnavailable, "forwarded by %s to this node, which is not the leader (any more); retry", r.Header.Get(HeaderForwarded)))
+		if c.forwardedBy != "" {
+			s.writeError(w, r, theeye.Errorf(theeye.EUnavailable, "forwarded by %s to this node, which is not the leader (any more); retry", c.forwardedBy))
 			return
 		}
 		leaderID, leaderURL := s.cfg.Node.Leader()
@@ -68,36 +42,58 @@ func (s *Server) leaderOnly(h func(http.ResponseWriter, *http.Request, httproute
 	}
 }
 
+// forwardedHeaders are the request headers relayed to the leader: the
+// client's own credentials (it is authorised there exactly as here) and
+// what the body means. Nothing of this node's is added but its proof.
+var forwardedHeaders = [...]string{"Authorization", HeaderNodeAuth, "Content-Type", "Content-Encoding", "Accept"}
+
+// forwardedCredentials is what a forwarding proof binds: the credential
+// headers relayed with the request.
+func forwardedCredentials(h http.Header) string {
+	return h.Get("Authorization") + "\n" + h.Get(HeaderNodeAuth)
+}
+
+// forward relays r to the leader with the client's credentials and this
+// node's proof (X-Eye-Forwarded), and copies the answer back.
 func (s *Server) forward(w http.ResponseWriter, r *http.Request, leaderID, leaderURL string) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBody+1))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBody))
 	if err != nil {
-		s.writeError(w, r, theeye.Errorf(theeye.EBodyTooLarge, "the body is over the %d-byte limit", s.cfg.MaxBody))
+		s.writeError(w, r, theeye.Errorf(theeye.EBodyTooLarge, "the body is over the %d-byte limit", s.cfg.MaxBody).WithDetail("limit", s.cfg.MaxBody))
+		return
+	}
+	if s.nodeAuth == nil {
+		s.writeError(w, r, theeye.Errorf(theeye.EUnavailable, "this node has no cluster key and cannot forward to the leader %s; send the request to it", leaderID))
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), forwardTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, r.Method, leaderURL+r.URL.RequestURI(), bytes.NewReader(body))
+	uri := r.URL.RequestURI()
+	req, err := http.NewRequestWithContext(ctx, r.Method, leaderURL+uri, bytes.NewReader(body))
 	if err != nil {
 		s.writeError(w, r, fmt.Errorf("forward to %s: %w", leaderID, err))
 		return
 	}
-	for _, h := range []string{"Authorization", "Content-Type", "Content-Encoding", "Accept"} {
+	for _, h := range forwardedHeaders {
 		if v := r.Header.Get(h); v != "" {
 			req.Header.Set(h, v)
 		}
 	}
-	req.Header.Set(HeaderForwarded, s.cfg.Node.ID())
-	if s.cfg.ClusterKey != "" {
-		req.Header.Set(HeaderClusterKey, s.cfg.ClusterKey)
+	proof, err := s.nodeAuth.sign(purposeForward, s.cfg.NodeID, &signedRequest{method: r.Method, uri: uri, body: body,
+		credentials: forwardedCredentials(req.Header)})
+	if err != nil {
+		s.writeError(w, r, err)
+		return
 	}
+	req.Header.Set(HeaderForwarded, proof)
 	resp, err := s.cfg.HTTPClient.Do(req)
 	if err != nil {
 		s.m.forwards.WithLabelValues("error").Inc()
-		s.writeError(w, r, theeye.Errorf(theeye.EUnavailable, "could not reach the leader %s at %s: %v; retry", leaderID, leaderURL, err))
+		s.logger.Warn("forward to the leader failed", "leader", leaderID, "url", leaderURL, "err", err)
+		s.writeError(w, r, theeye.Errorf(theeye.EUnavailable, "could not reach the leader %s; retry", leaderID))
 		return
 	}
 	defer resp.Body.Close()
-	s.m.forwards.WithLabelValues(fmt.Sprint(resp.StatusCode)).Inc()
+	s.m.forwards.WithLabelValues(strconv.Itoa(resp.StatusCode)).Inc()
 	for _, h := range []string{"Content-Type", "Retry-After", "X-Eye-Indexed-Seq"} {
 		if v := resp.Header.Get(h); v != "" {
 			w.Header().Set(h, v)
@@ -106,27 +102,6 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, leaderID, leade
 	w.Header().Set("X-Eye-Leader", leaderID)
 	w.WriteHeader(resp.StatusCode)
 	io.Copy(w, resp.Body)
-}
-
-// authCluster accepts the cluster key in place of an admin key (joins).
-// A cluster key that is present but wrong is refused with 403.
-func (s *Server) authCluster(scope theeye.Scope, h func(http.ResponseWriter, *http.Request, httprouter.Params, *theeye.Key)) httprouter.Handle {
-	withKey := s.auth(scope, h)
-	return func(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
-		if _, ok := r.Header[http.CanonicalHeaderKey(HeaderClusterKey)]; !ok {
-			withKey(w, r, ps)
-			return
-		}
-		if s.cfg.ClusterKey == "" {
-			s.writeError(w, r, theeye.Errorf(theeye.EForbidden, "this cluster has no cluster key; use an admin key"))
-			return
-		}
-		if !s.clusterKeyOK(r) {
-			s.writeError(w, r, theeye.Errorf(theeye.EForbidden, "wrong cluster key"))
-			return
-		}
-		h(w, r, ps, &theeye.Key{ID: "cluster", Name: "cluster", Scopes: []theeye.Scope{theeye.ScopeAdmin}})
-	}
 }
 
 // selfStatus is what one node reports of itself to the others.
@@ -147,7 +122,7 @@ func (s *Server) self() selfStatus {
 	return st
 }
 
-func (s *Server) handleSelf(w http.ResponseWriter, r *http.Request, _ httprouter.Params, _ *theeye.Key) {
+func (s *Server) handleSelf(w http.ResponseWriter, r *http.Request, _ httprouter.Params, _ *caller) {
 	writeJSON(w, http.StatusOK, s.self())
 }
 
@@ -160,7 +135,14 @@ func (s *Server) peerStatus(ctx context.Context, httpAddr string) (selfStatus, e
 	if err != nil {
 		return st, fmt.Errorf("peer status: %w", err)
 	}
-	req.Header.Set(HeaderClusterKey, s.cfg.ClusterKey)
+	if s.nodeAuth == nil {
+		return st, errors.New("peer status: this node has no cluster key")
+	}
+	proof, err := s.nodeAuth.sign(purposeCall, s.cfg.NodeID, &signedRequest{method: req.Method, uri: req.URL.RequestURI()})
+	if err != nil {
+		return st, err
+	}
+	req.Header.Set(HeaderNodeAuth, proof)
 	resp, err := s.cfg.HTTPClient.Do(req)
 	if err != nil {
 		return st, fmt.Errorf("peer status: %w", err)

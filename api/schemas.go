@@ -14,6 +14,7 @@ import (
 
 	"github.com/theeye/theeye"
 	"github.com/theeye/theeye/index"
+	"github.com/theeye/theeye/verdict"
 )
 
 // maxTypeLen bounds an event type's category and name in a schema.
@@ -33,7 +34,7 @@ func checkTypePart(field, v string) error {
 // handlePutSchema is POST /v1/schemas: compile here (a 400 with the
 // compiler's message), then replicate; the FSM compiles again and numbers
 // the version.
-func (s *Server) handlePutSchema(w http.ResponseWriter, r *http.Request, _ httprouter.Params, _ *theeye.Key) {
+func (s *Server) handlePutSchema(w http.ResponseWriter, r *http.Request, _ httprouter.Params, _ *caller) {
 	var req struct {
 		Category string          `json:"category"`
 		Name     string          `json:"name"`
@@ -58,7 +59,7 @@ func (s *Server) handlePutSchema(w http.ResponseWriter, r *http.Request, _ httpr
 		s.writeError(w, r, theeye.Errorf(theeye.EInvalidRequest, "schema is missing").WithDetail("field", "schema"))
 		return
 	}
-	if _, err := theeye.CompileSchema(req.Schema); err != nil {
+	if _, err := verdict.CompileSchema(req.Schema); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
@@ -86,7 +87,7 @@ func compactJSON(b []byte) (json.RawMessage, error) {
 
 // handleListSchemas is GET /v1/schemas: the latest version of each
 // schema, or with category and name every version of that one.
-func (s *Server) handleListSchemas(w http.ResponseWriter, r *http.Request, _ httprouter.Params, _ *theeye.Key) {
+func (s *Server) handleListSchemas(w http.ResponseWriter, r *http.Request, _ httprouter.Params, _ *caller) {
 	q := r.URL.Query()
 	category, name := q.Get("category"), q.Get("name")
 	var out []theeye.Schema
@@ -107,7 +108,7 @@ func (s *Server) handleListSchemas(w http.ResponseWriter, r *http.Request, _ htt
 
 // handleErrorsSummary is GET /v1/errors/summary?from&to: failures counted
 // by reason and by event type.
-func (s *Server) handleErrorsSummary(w http.ResponseWriter, r *http.Request, _ httprouter.Params, _ *theeye.Key) {
+func (s *Server) handleErrorsSummary(w http.ResponseWriter, r *http.Request, _ httprouter.Params, _ *caller) {
 	p, err := parseQuery(r)
 	if err != nil {
 		s.writeError(w, r, err)
@@ -136,7 +137,7 @@ func (s *Server) handleErrorsSummary(w http.ResponseWriter, r *http.Request, _ h
 // handleRevalidate is POST /v1/errors/revalidate: the request goes
 // through Raft, every node's indexer runs it at the same position of the
 // log, and this node waits (bounded) for its own to report.
-func (s *Server) handleRevalidate(w http.ResponseWriter, r *http.Request, _ httprouter.Params, _ *theeye.Key) {
+func (s *Server) handleRevalidate(w http.ResponseWriter, r *http.Request, _ httprouter.Params, _ *caller) {
 	var req struct {
 		From     string `json:"from"`
 		To       string `json:"to"`

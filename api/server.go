@@ -1,10 +1,11 @@
 package api
 
 import (
+	"bytes"
 	"context"
-	"crypto/subtle"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -39,6 +40,8 @@ type Node interface {
 	Schemas() []theeye.Schema
 	SchemaVersions(category, name string) []theeye.Schema
 	Revalidate(ctx context.Context, r theeye.Revalidation) (theeye.Revalidation, error)
+	Config() theeye.ClusterConfig
+	SetConfig(ctx context.Context, p theeye.ConfigPatch) (theeye.ClusterConfig, error)
 }
 
 // Index is what the API needs of the local index (index.Index).
@@ -57,17 +60,26 @@ type Config struct {
 	Node  Node
 	Index Index
 
-	// AdminKeyHash is the SHA-256 (hex) of this node's --admin-key, accepted
-	// locally on top of the replicated keys.
-	AdminKeyHash string
+	MaxBody        int64 // bytes of one request body, as sent and after gzip; default 8 MiB
+	MaxEvent       int   // bytes of one event; default 64 KiB
+	MaxBatchEvents int   // events in one request; default 10000
+	// MaxPageBytes bounds one page of a list: a page stops after the item
+	// that reaches it, with a next_cursor. Default 4 MiB.
+	MaxPageBytes int
+	ReadyLag     uint64 // /readyz fails while the indexer is this many events behind; default 100000
 
-	MaxBody  int64  // bytes of one request body (after gzip); default 8 MiB
-	MaxEvent int    // bytes of one event; default 64 KiB
-	ReadyLag uint64 // /readyz fails while the indexer is this many events behind; default 100000
+	// Per-connection bounds (net/http): the headers, the whole request,
+	// the whole answer (an NDJSON export extends its deadline chunk by
+	// chunk instead). Defaults 10 s, 60 s, 2 min.
+	ReadHeaderTimeout time.Duration
+	ReadTimeout       time.Duration
+	WriteTimeout      time.Duration
 
-	// ClusterKey is the shared secret of --cluster-key: joins may present
-	// it instead of an admin key, and forwarded requests must carry it.
+	// ClusterKey is the shared secret of --cluster-key. It never leaves
+	// the node: node-to-node calls prove it (nodeauth.go).
 	ClusterKey string
+	// NodeID is this node's id, named in the proofs it signs.
+	NodeID string
 	// HTTPClient is used to forward to the leader and to ask peers for
 	// their status (TLS settings live in its transport).
 	HTTPClient *http.Client
@@ -85,8 +97,23 @@ func (c *Config) setDefaults() {
 	if c.MaxEvent <= 0 {
 		c.MaxEvent = 64 << 10
 	}
+	if c.MaxBatchEvents <= 0 {
+		c.MaxBatchEvents = 10000
+	}
+	if c.MaxPageBytes <= 0 {
+		c.MaxPageBytes = 4 << 20
+	}
 	if c.ReadyLag == 0 {
 		c.ReadyLag = 100000
+	}
+	if c.ReadHeaderTimeout <= 0 {
+		c.ReadHeaderTimeout = 10 * time.Second
+	}
+	if c.ReadTimeout <= 0 {
+		c.ReadTimeout = 60 * time.Second
+	}
+	if c.WriteTimeout <= 0 {
+		c.WriteTimeout = 2 * time.Minute
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -112,19 +139,23 @@ type Server struct {
 	// promHandler serves /metrics.
 	promHandler http.Handler
 	bufs        bufferPool
+	nodeAuth    *nodeAuth // nil without a cluster key: every node proof is refused
 }
 
 // New builds a Server; Serve starts it.
 func New(cfg Config) *Server {
 	cfg.setDefaults()
-	s := &Server{cfg: cfg, logger: cfg.Logger.With("component", "api")}
+	s := &Server{cfg: cfg, logger: cfg.Logger.With("component", "api"), nodeAuth: newNodeAuth(cfg.ClusterKey, cfg.Now)}
 	s.m = newMetrics(cfg.Registerer)
 	s.promHandler = promhttp.HandlerFor(cfg.Gatherer, promhttp.HandlerOpts{ErrorLog: slogPrinter{s}})
 	s.router = s.routes()
 	s.http = &http.Server{
 		Handler:           s,
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
+		ReadTimeout:       cfg.ReadTimeout,
+		WriteTimeout:      cfg.WriteTimeout,
 		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn),
 	}
 	return s
@@ -156,10 +187,13 @@ func (s *Server) routeTable() []route {
 		{http.MethodGet, "/v1/keys", s.auth(theeye.ScopeAdmin, s.handleListKeys)},
 		{http.MethodDelete, "/v1/keys/:key_id", s.auth(theeye.ScopeAdmin, s.leaderOnly(s.handleRevokeKey))},
 
+		{http.MethodGet, "/v1/config", s.auth(theeye.ScopeAdmin, s.handleGetConfig)},
+		{http.MethodPut, "/v1/config", s.auth(theeye.ScopeAdmin, s.leaderOnly(s.handlePutConfig))},
+
 		{http.MethodGet, "/v1/cluster", s.auth(theeye.ScopeRead, s.handleCluster)},
-		{http.MethodGet, "/v1/cluster/self", s.authCluster(theeye.ScopeRead, s.handleSelf)},
-		{http.MethodPost, "/v1/cluster/nodes", s.authCluster(theeye.ScopeAdmin, s.leaderOnly(s.handleAddNode))},
-		{http.MethodDelete, "/v1/cluster/nodes/:id", s.authCluster(theeye.ScopeAdmin, s.leaderOnly(s.handleRemoveNode))},
+		{http.MethodGet, "/v1/cluster/self", s.authNode(theeye.ScopeRead, s.handleSelf)},
+		{http.MethodPost, "/v1/cluster/nodes", s.authNode(theeye.ScopeAdmin, s.leaderOnly(s.handleAddNode))},
+		{http.MethodDelete, "/v1/cluster/nodes/:id", s.auth(theeye.ScopeAdmin, s.leaderOnly(s.handleRemoveNode))},
 
 		{http.MethodGet, "/healthz", s.handleHealthz},
 		{http.MethodGet, "/readyz", s.handleReadyz},
@@ -180,7 +214,7 @@ func (s *Server) routes() *httprouter.Router {
 		s.writeError(w, req, theeye.Errorf(theeye.ENotFound, "no route %s %s", req.Method, req.URL.Path))
 	})
 	r.MethodNotAllowed = s.counted("other", func(w http.ResponseWriter, req *http.Request, _ httprouter.Params) {
-		s.writeError(w, req, theeye.Errorf(theeye.EInvalidRequest, "method %s is not allowed on %s", req.Method, req.URL.Path))
+		s.writeError(w, req, theeye.Errorf(theeye.EMethodNotAllowed, "method %q is not allowed on %s (allowed: %s)", req.Method, req.URL.Path, w.Header().Get("Allow")))
 	})
 	for _, rt := range s.routeTable() {
 		r.Handle(rt.method, rt.path, httprouter.Handle(s.counted(rt.path, rt.handle)))
@@ -194,9 +228,21 @@ func (s *Server) counted(route string, h httprouter.Handle) countedHandle {
 		start := time.Now()
 		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
 		h(sw, r, ps)
-		s.m.requests.WithLabelValues(route, r.Method, strconv.Itoa(sw.status)).Inc()
-		s.m.duration.WithLabelValues(route, r.Method).Observe(time.Since(start).Seconds())
+		method := methodLabel(r.Method)
+		s.m.requests.WithLabelValues(route, method, strconv.Itoa(sw.status)).Inc()
+		s.m.duration.WithLabelValues(route, method).Observe(time.Since(start).Seconds())
 	}
+}
+
+// methodLabel is the method as a metrics label: one of the standard
+// methods, else "other", so made-up methods cannot add series.
+func methodLabel(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions:
+		return m
+	}
+	return "other"
 }
 
 // countedHandle is an httprouter.Handle that is also an http.Handler (for
@@ -234,24 +280,63 @@ func (s *Server) Serve(ln net.Listener) error {
 	return nil
 }
 
-// Shutdown stops accepting connections and waits for requests in flight.
+// Shutdown stops accepting connections and waits for requests in flight;
+// those still running when ctx ends have their connections closed.
 func (s *Server) Shutdown(ctx context.Context) error {
 	if err := s.http.Shutdown(ctx); err != nil {
+		s.http.Close()
 		return fmt.Errorf("shut down http: %w", err)
 	}
 	return nil
 }
 
+// caller is who a request comes from, as proven: a client's key, or a
+// node of this cluster (X-Eye-Node-Auth), and, for a request a follower
+// relayed, the follower that relayed it (X-Eye-Forwarded).
+type caller struct {
+	key         *theeye.Key // the client's key; nil for a node's own call
+	node        string      // the node whose own call this is
+	forwardedBy string      // the follower that relayed this request to us
+}
+
+// handler is a route's handler once its caller is known.
+type handler func(http.ResponseWriter, *http.Request, httprouter.Params, *caller)
+
 // auth wraps a handler with API.md's authentication: a Bearer key, known
-// (401 otherwise) and holding the scope (403 otherwise).
-func (s *Server) auth(scope theeye.Scope, h func(http.ResponseWriter, *http.Request, httprouter.Params, *theeye.Key)) httprouter.Handle {
+// (401 otherwise) and holding the scope (403 otherwise). A request is
+// authorised by the credential its client sent, wherever it lands: a
+// follower that does not know the key yet (it may have been created a
+// moment ago) relays the request, with that same credential, to the leader,
+// which decides. Node proofs grant nothing here (authNode).
+func (s *Server) auth(scope theeye.Scope, h handler) httprouter.Handle {
+	return s.authenticate(scope, false, h)
+}
+
+// authNode is auth that also accepts a node's own proof of the cluster key
+// (peer status, a node joining): the handler then gets caller.node.
+func (s *Server) authNode(scope theeye.Scope, h handler) httprouter.Handle {
+	return s.authenticate(scope, true, h)
+}
+
+func (s *Server) authenticate(scope theeye.Scope, nodeOK bool, h handler) httprouter.Handle {
 	return func(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
-		k, err := s.authenticate(r)
+		c, err := s.verifyNodeHeaders(w, r)
 		if err != nil {
-			// A key created a moment ago may not have reached this
-			// follower yet: the leader decides.
+			s.writeError(w, r, err)
+			return
+		}
+		if c.node != "" {
+			if !nodeOK {
+				s.writeError(w, r, theeye.Errorf(theeye.EForbidden, "a node's proof of the cluster key grants peer status and joining only; send Authorization: Bearer <key>"))
+				return
+			}
+			h(w, r, ps, c)
+			return
+		}
+		k, err := s.lookupBearer(r)
+		if err != nil {
 			if theeye.ErrorCode(err) == theeye.EUnauthorized && r.Header.Get("Authorization") != "" &&
-				r.Header.Get(HeaderForwarded) == "" && !s.cfg.Node.IsLeader() {
+				c.forwardedBy == "" && !s.cfg.Node.IsLeader() {
 				if id, url := s.cfg.Node.Leader(); id != "" && url != "" {
 					s.forward(w, r, id, url)
 					return
@@ -264,26 +349,73 @@ func (s *Server) auth(scope theeye.Scope, h func(http.ResponseWriter, *http.Requ
 			s.writeError(w, r, theeye.Errorf(theeye.EForbidden, "key %q does not have the %q scope", k.ID, scope))
 			return
 		}
-		h(w, r, ps, k)
+		c.key = k
+		h(w, r, ps, c)
 	}
 }
 
-func (s *Server) authenticate(r *http.Request) (*theeye.Key, error) {
+// verifyNodeHeaders checks the node-to-node headers a request carries.
+// None of them grants anything unless its proof holds: a request with a
+// header that does not verify is refused with 401. The body is read (it is
+// part of what a proof covers) and put back for the handler.
+func (s *Server) verifyNodeHeaders(w http.ResponseWriter, r *http.Request) (*caller, error) {
+	c := &caller{}
+	if _, ok := r.Header[http.CanonicalHeaderKey(HeaderClusterKey)]; ok {
+		return nil, theeye.Errorf(theeye.EUnauthorized, "%s is not accepted: nodes prove the cluster key (%s) and clients send \"Authorization: Bearer <key>\"", HeaderClusterKey, HeaderNodeAuth)
+	}
+	fwd, node := r.Header.Values(HeaderForwarded), r.Header.Values(HeaderNodeAuth)
+	if len(fwd) == 0 && len(node) == 0 {
+		return c, nil
+	}
+	if len(fwd) > 1 || len(node) > 1 {
+		return nil, theeye.Errorf(theeye.EUnauthorized, "%s and %s may each appear once", HeaderForwarded, HeaderNodeAuth)
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBody))
+	if err != nil {
+		return nil, theeye.Errorf(theeye.EBodyTooLarge, "the body is over the %d-byte limit", s.cfg.MaxBody).WithDetail("limit", s.cfg.MaxBody)
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	sr := signedRequest{method: r.Method, uri: r.URL.RequestURI(), body: body}
+	if len(fwd) == 1 {
+		sr.credentials = forwardedCredentials(r.Header)
+		if c.forwardedBy, err = s.nodeAuth.verify(purposeForward, fwd[0], &sr); err != nil {
+			return nil, theeye.Errorf(theeye.EUnauthorized, "%s: %v", HeaderForwarded, err)
+		}
+	}
+	if len(node) == 1 {
+		sr.credentials = r.Header.Get("Authorization")
+		if c.node, err = s.nodeAuth.verify(purposeCall, node[0], &sr); err != nil {
+			return nil, theeye.Errorf(theeye.EUnauthorized, "%s: %v", HeaderNodeAuth, err)
+		}
+	}
+	return c, nil
+}
+
+// lookupBearer finds the replicated key the Authorization header names.
+// The keys are cluster state only: no node holds a key of its own, so a
+// revoked key is refused everywhere once the revocation is applied.
+func (s *Server) lookupBearer(r *http.Request) (*theeye.Key, error) {
 	h := r.Header.Get("Authorization")
 	const prefix = "Bearer "
 	if h == "" {
 		return nil, theeye.Errorf(theeye.EUnauthorized, "missing Authorization header: send \"Authorization: Bearer <key>\"")
 	}
+	if len(r.Header.Values("Authorization")) > 1 {
+		return nil, theeye.Errorf(theeye.EUnauthorized, "send one Authorization header")
+	}
 	if len(h) <= len(prefix) || !strings.EqualFold(h[:len(prefix)], prefix) {
 		return nil, theeye.Errorf(theeye.EUnauthorized, "the Authorization header must be \"Bearer <key>\"")
 	}
-	hash := theeye.HashSecret(h[len(prefix):])
-	if s.cfg.AdminKeyHash != "" && subtle.ConstantTimeCompare([]byte(hash), []byte(s.cfg.AdminKeyHash)) == 1 {
-		return &theeye.Key{ID: "admin", Name: "admin", Scopes: []theeye.Scope{theeye.ScopeAdmin}}, nil
+	secret := h[len(prefix):]
+	if len(secret) > maxSecretLen {
+		return nil, theeye.Errorf(theeye.EUnauthorized, "unknown or revoked key")
 	}
-	k, ok := s.cfg.Node.LookupKey(hash)
+	k, ok := s.cfg.Node.LookupKey(theeye.HashSecret(secret))
 	if !ok {
 		return nil, theeye.Errorf(theeye.EUnauthorized, "unknown or revoked key")
 	}
 	return &k, nil
 }
+
+// maxSecretLen bounds the secret hashed per request (ours are 47 bytes).
+const maxSecretLen = 512

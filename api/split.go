@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"unicode/utf8"
 
 	"github.com/theeye/theeye"
 )
@@ -11,9 +12,10 @@ import (
 // splitJSON splits a JSON body — one event object or an array of them —
 // into the raw bytes of each event, without copying or building maps: one
 // json.Valid pass, then a structural walk over the (now known valid) bytes.
-// Every element must be an object of at most maxEvent bytes. Errors say
-// which element and, for bad JSON, at which byte offset.
-func splitJSON(body []byte, maxEvent int) ([][]byte, error) {
+// Every element must be an object of at most lim.event bytes, and there
+// may be at most lim.events of them. Errors say which element and, for bad
+// JSON, at which byte offset.
+func splitJSON(body []byte, lim splitLimits) ([][]byte, error) {
 	start := theeye.SkipJSONSpace(body, 0)
 	if start == len(body) {
 		return nil, theeye.Errorf(theeye.EEmptyBatch, "the body is empty: send an event object, an array of events, or NDJSON")
@@ -23,9 +25,13 @@ func splitJSON(body []byte, maxEvent int) ([][]byte, error) {
 		return nil, theeye.Errorf(theeye.EInvalidJSON, "the body is not valid JSON: %s (at byte offset %d)", syntaxMessage(body), off).
 			WithDetail("offset", off)
 	}
+	if off, ok := validUTF8(body); !ok {
+		return nil, theeye.Errorf(theeye.EInvalidJSON, "the body is not valid UTF-8 (at byte offset %d): JSON text must be UTF-8", off).
+			WithDetail("offset", off)
+	}
 	switch body[start] {
 	case '{':
-		if err := checkEventSize(body[start:], maxEvent, 0); err != nil {
+		if err := checkEventSize(body[start:], lim.event, 0); err != nil {
 			return nil, err
 		}
 		end := theeye.JSONValueEnd(body, start)
@@ -46,8 +52,11 @@ func splitJSON(body []byte, maxEvent int) ([][]byte, error) {
 			return nil, theeye.Errorf(theeye.ENotAnObject, "element %d is a JSON %s, not an event object", idx, theeye.JSONKind(body[i:])).
 				WithDetail("index", idx)
 		}
-		if err := checkEventSize(elem, maxEvent, idx); err != nil {
+		if err := checkEventSize(elem, lim.event, idx); err != nil {
 			return nil, err
+		}
+		if len(events) == lim.events {
+			return nil, tooManyEvents(lim.events)
 		}
 		events = append(events, elem)
 		i = theeye.SkipJSONSpace(body, end)
@@ -60,7 +69,7 @@ func splitJSON(body []byte, maxEvent int) ([][]byte, error) {
 
 // splitNDJSON splits an NDJSON body: one event object per line; blank
 // lines are skipped. Errors name the line (1-based).
-func splitNDJSON(body []byte, maxEvent int) ([][]byte, error) {
+func splitNDJSON(body []byte, lim splitLimits) ([][]byte, error) {
 	var events [][]byte
 	line := 0
 	for len(body) > 0 {
@@ -80,13 +89,20 @@ func splitNDJSON(body []byte, maxEvent int) ([][]byte, error) {
 			return nil, theeye.Errorf(theeye.EInvalidJSON, "line %d is not valid JSON: %s (at byte offset %d of the line)", line, syntaxMessage(l), off).
 				WithDetail("line", line).WithDetail("offset", off)
 		}
+		if off, ok := validUTF8(l); !ok {
+			return nil, theeye.Errorf(theeye.EInvalidJSON, "line %d is not valid UTF-8 (at byte offset %d of the line): JSON text must be UTF-8", line, off).
+				WithDetail("line", line).WithDetail("offset", off)
+		}
 		if l[0] != '{' {
 			return nil, theeye.Errorf(theeye.ENotAnObject, "line %d is a JSON %s, not an event object", line, theeye.JSONKind(l)).
 				WithDetail("line", line)
 		}
-		if len(l) > maxEvent {
-			return nil, theeye.Errorf(theeye.EEventTooLarge, "the event on line %d is %d bytes, over the %d-byte limit", line, len(l), maxEvent).
-				WithDetail("line", line).WithDetail("size", len(l)).WithDetail("limit", maxEvent)
+		if len(l) > lim.event {
+			return nil, theeye.Errorf(theeye.EEventTooLarge, "the event on line %d is %d bytes, over the %d-byte limit", line, len(l), lim.event).
+				WithDetail("line", line).WithDetail("size", len(l)).WithDetail("limit", lim.event)
+		}
+		if len(events) == lim.events {
+			return nil, tooManyEvents(lim.events)
 		}
 		events = append(events, l)
 	}
@@ -96,6 +112,17 @@ func splitNDJSON(body []byte, maxEvent int) ([][]byte, error) {
 	return events, nil
 }
 
+// splitLimits bounds what one request may hold.
+type splitLimits struct {
+	event  int // bytes of one event (--max-event)
+	events int // events in one request (--max-batch-events)
+}
+
+func tooManyEvents(limit int) error {
+	return theeye.Errorf(theeye.ETooManyEvents, "the request holds more than %d events: split it into several requests", limit).
+		WithDetail("limit", limit)
+}
+
 func checkEventSize(ev []byte, maxEvent, idx int) error {
 	end := theeye.JSONValueEnd(ev, 0)
 	if end > maxEvent {
@@ -103,6 +130,22 @@ func checkEventSize(ev []byte, maxEvent, idx int) error {
 			WithDetail("index", idx).WithDetail("size", end).WithDetail("limit", maxEvent)
 	}
 	return nil
+}
+
+// validUTF8 reports whether b is valid UTF-8 and, if not, the offset of
+// the first bad byte.
+func validUTF8(b []byte) (int, bool) {
+	if utf8.Valid(b) {
+		return 0, true
+	}
+	for i := 0; i < len(b); {
+		r, n := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && n <= 1 {
+			return i, false
+		}
+		i += n
+	}
+	return len(b), false
 }
 
 func syntaxOffset(b []byte) int64 {

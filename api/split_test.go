@@ -29,7 +29,7 @@ func TestSplitJSON(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := splitJSON([]byte(tt.body), 64)
+			got, err := splitJSON([]byte(tt.body), splitLimits{event: 64, events: 10000})
 			if tt.wantCode != "" {
 				e, ok := theeye.AsError(err)
 				if !ok || e.Code != tt.wantCode {
@@ -58,12 +58,12 @@ func TestSplitJSON(t *testing.T) {
 }
 
 func TestSplitJSONErrorNamesElement(t *testing.T) {
-	_, err := splitJSON([]byte(`[{"a":1},{"b":2},"x"]`), 1024)
+	_, err := splitJSON([]byte(`[{"a":1},{"b":2},"x"]`), splitLimits{event: 1024, events: 10000})
 	e, _ := theeye.AsError(err)
 	if e == nil || e.Details["index"] != 2 || !strings.Contains(e.Message, "element 2") {
 		t.Fatalf("err = %v, want element 2 named", err)
 	}
-	_, err = splitJSON([]byte(`[{"a":1},{"b":2]`), 1024)
+	_, err = splitJSON([]byte(`[{"a":1},{"b":2]`), splitLimits{event: 1024, events: 10000})
 	e, _ = theeye.AsError(err)
 	if e == nil || e.Details["offset"] != int64(15) {
 		t.Fatalf("err = %#v, want offset 15", e)
@@ -71,7 +71,7 @@ func TestSplitJSONErrorNamesElement(t *testing.T) {
 }
 
 func TestSplitNDJSON(t *testing.T) {
-	got, err := splitNDJSON([]byte("{\"a\":1}\r\n\n  {\"b\":2}\n"), 64)
+	got, err := splitNDJSON([]byte("{\"a\":1}\r\n\n  {\"b\":2}\n"), splitLimits{event: 64, events: 10000})
 	if err != nil || len(got) != 2 || string(got[1]) != `{"b":2}` {
 		t.Fatalf("got %q, %v", got, err)
 	}
@@ -81,12 +81,12 @@ func TestSplitNDJSON(t *testing.T) {
 		{"\n\n", theeye.EEmptyBatch},
 		{"{\"a\":\"" + strings.Repeat("y", 80) + "\"}", theeye.EEventTooLarge},
 	} {
-		_, err := splitNDJSON([]byte(tc.body), 64)
+		_, err := splitNDJSON([]byte(tc.body), splitLimits{event: 64, events: 10000})
 		if c := theeye.ErrorCode(err); c != tc.code {
 			t.Errorf("body %q: code %q, want %q (%v)", tc.body, c, tc.code, err)
 		}
 	}
-	_, err = splitNDJSON([]byte("{\"a\":1}\n{\"a\":1}\n{oops}\n"), 64)
+	_, err = splitNDJSON([]byte("{\"a\":1}\n{\"a\":1}\n{oops}\n"), splitLimits{event: 64, events: 10000})
 	if e, _ := theeye.AsError(err); e == nil || e.Details["line"] != 3 {
 		t.Fatalf("err = %v, want line 3", err)
 	}
@@ -99,7 +99,7 @@ func FuzzSplitJSON(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		events, err := splitJSON(body, 1<<20)
+		events, err := splitJSON(body, splitLimits{event: 1 << 20, events: 10000})
 		if err != nil {
 			if _, ok := theeye.AsError(err); !ok {
 				t.Fatalf("error is not a *theeye.Error: %v", err)
@@ -131,7 +131,7 @@ func FuzzSplitNDJSON(f *testing.F) {
 	f.Add([]byte("{\"a\":1}\n{\"b\":2}\n"))
 	f.Add([]byte("\n{]\n"))
 	f.Fuzz(func(t *testing.T, body []byte) {
-		events, err := splitNDJSON(body, 1<<20)
+		events, err := splitNDJSON(body, splitLimits{event: 1 << 20, events: 10000})
 		if err != nil {
 			if _, ok := theeye.AsError(err); !ok {
 				t.Fatalf("error is not a *theeye.Error: %v", err)

@@ -48,6 +48,10 @@ func (n *noopNode) SchemaVersions(string, string) []theeye.Schema        { retur
 func (n *noopNode) PutSchema(context.Context, theeye.Schema) (theeye.Schema, error) {
 	return theeye.Schema{}, errNoop
 }
+func (n *noopNode) Config() theeye.ClusterConfig { return theeye.DefaultClusterConfig() }
+func (n *noopNode) SetConfig(context.Context, theeye.ConfigPatch) (theeye.ClusterConfig, error) {
+	return theeye.ClusterConfig{}, errNoop
+}
 func (n *noopNode) Revalidate(context.Context, theeye.Revalidation) (theeye.Revalidation, error) {
 	return theeye.Revalidation{}, errNoop
 }
@@ -75,7 +79,7 @@ func (x noopIndex) WaitRevalidation(context.Context, uint64) (index.Revalidation
 // "theeye listening" line as theeye so the suite starts it the same way.
 func ServeNoop(ctx context.Context, ln net.Listener, adminKey string, logf func(string, ...any)) error {
 	node := &noopNode{}
-	srv := api.New(api.Config{Node: node, Index: noopIndex{node: node}, AdminKeyHash: theeye.HashSecret(adminKey)})
+	srv := api.New(api.Config{Node: node, Index: noopIndex{node: node}})
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	logf("theeye listening", "http", ln.Addr().String(), "node", "noop")

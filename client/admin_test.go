@@ -86,11 +86,12 @@ func TestAdmin(t *testing.T) {
 }
 
 // TestClusterMembership: ClusterStatus, RemoveNode and AddNode against a
-// real two-node cluster (the second node joined with --join).
+// real two-node cluster (the second node joined with --join and the
+// cluster's key).
 func TestClusterMembership(t *testing.T) {
 	ctx := testCtx(t)
-	a := startNode(t)
-	b := startNode(t, "--node-id", "n2", "--join", a.URL)
+	a := startNode(t, "--cluster-key", "client-test-cluster-key")
+	b := startNode(t, "--node-id", "n2", "--join", a.URL, "--cluster-key", "client-test-cluster-key")
 	admin := adminClient(t, a)
 	members := func(want int) {
 		t.Helper()

@@ -126,11 +126,13 @@ func benchIndexBatchSchema(b *testing.B) {
 						reg.put(c, n, doc, 0)
 					}
 				}
-				sch := NewSchemas(reg, true)
+				c := theeye.DefaultClusterConfig()
+				c.UnknownTypes = theeye.UnknownReject
+				reg.setConfig(c, 0)
 				edit = func(cfg *Config) {
 					cfg.BatchSize = 2048
 					cfg.CacheSize = 64 << 20
-					cfg.Checker, cfg.Revalidator = sch, sch
+					cfg.Rules = reg
 				}
 			}
 			indexTimed(b, openTest(b, "", src, edit))

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/theeye/theeye"
+	"github.com/theeye/theeye/verdict"
 )
 
 // ErrClosed is returned by every method called after Close.
@@ -33,32 +34,29 @@ type Source interface {
 	ReadFrom(from uint64, max int, fn func(seq uint64, env *theeye.Envelope) error) (int, error)
 }
 
-// Checker adds checks that theeye.ParseEvent does not do, such as the JSON
-// Schema registered for a category and name (Schemas). It is called for
-// every event whose category, name and data parsed, with the event's seq
-// (the verdict must depend only on the event and its position in the log:
-// the schema version in force at seq), and its reasons are added to those
-// of ParseEvent. It must be safe to call from the indexer goroutine while
-// schemas change.
-type Checker interface {
-	Check(seq uint64, ev *theeye.Event) []theeye.Reason
+// Rules is the replicated state the indexer works by (raftnode.Node
+// satisfies it): the schemas and cluster config versions that verdicts
+// depend on, the revalidation requests to run at their positions in the
+// log, and a wake-up when any of them changes. The index never sees Raft.
+type Rules interface {
+	verdict.Rules
+	// Revalidations returns the revalidation requests with ID > after, in
+	// ID order. The index does not modify the slice.
+	Revalidations(after uint64) []theeye.Revalidation
+	// ConfigChanged returns a channel closed at the next change of the
+	// replicated state.
+	ConfigChanged() <-chan struct{}
 }
 
 // Config configures an Index.
 type Config struct {
 	Dir    string
 	Source Source // may be nil for an index that is only queried
-	// Policy is what validation judges timestamps against. It must be the
-	// same on every node. The zero value allows no clock skew at all; the
-	// server passes theeye.DefaultPolicy() adjusted by its flags.
-	Policy  theeye.Policy
-	Checker Checker // nil: no checks beyond ParseEvent
-	// Revalidator, when set, gives the revalidation requests the indexer
-	// runs at their position in the log (usually the same *Schemas as
-	// Checker).
-	Revalidator Revalidator
-	BatchSize   int   // events per Pebble batch; default 2048
-	CacheSize   int64 // block cache bytes; default 64 MiB
+	// Rules judge the events (verdict.Judge) and give the revalidation
+	// requests; nil: the default cluster config, no schemas, no requests.
+	Rules     Rules
+	BatchSize int   // events per Pebble batch; default 2048
+	CacheSize int64 // block cache bytes; default 64 MiB
 	// MemTableSize is the size of one Pebble memtable; default 32 MiB.
 	// Pebble charges memtables to the block cache, so the cache is created
 	// with CacheSize + 2*MemTableSize (the mutable memtable and one being
@@ -79,10 +77,11 @@ const (
 // Index is the Pebble index of one node: the indexer that fills it from the
 // log and the queries that read it. Its methods are safe for concurrent use.
 type Index struct {
-	cfg Config
-	db  *pebble.DB
-	log *slog.Logger
-	m   *metrics
+	cfg   Config
+	db    *pebble.DB
+	log   *slog.Logger
+	m     *metrics
+	judge *verdict.Judge
 
 	// writeMu is held by the indexer for one batch; it guards the fields
 	// below it.
@@ -144,9 +143,14 @@ func Open(cfg Config) (*Index, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open index %s: %w", cfg.Dir, err)
 	}
+	var rules verdict.Rules
+	if cfg.Rules != nil {
+		rules = cfg.Rules
+	}
 	ix := &Index{
 		cfg:    cfg,
 		db:     db,
+		judge:  verdict.New(rules),
 		log:    cfg.Logger,
 		done:   make(chan struct{}),
 		notify: make(chan struct{}),

@@ -11,6 +11,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/theeye/theeye"
+	"github.com/theeye/theeye/verdict"
 )
 
 // writer holds the indexer's per-batch state and reused buffers. It is
@@ -66,8 +67,8 @@ func (ix *Index) Run(ctx context.Context) error {
 	for {
 		changed := ix.cfg.Source.Changed() // before reading, so no append is missed
 		var configChanged <-chan struct{}  // nil: never
-		if ix.cfg.Revalidator != nil {
-			configChanged = ix.cfg.Revalidator.ConfigChanged()
+		if ix.cfg.Rules != nil {
+			configChanged = ix.cfg.Rules.ConfigChanged()
 		}
 		if _, err := ix.indexAvailable(ctx); err != nil {
 			if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
@@ -136,8 +137,8 @@ func (ix *Index) indexBatch() (n int, advanced bool, err error) {
 	// then appends), so the batch cannot run past a request's AtSeq.
 	last := src.LastSeq()
 	var next *theeye.Revalidation
-	if ix.cfg.Revalidator != nil {
-		if rs := ix.cfg.Revalidator.Revalidations(ix.revalidated); len(rs) > 0 {
+	if ix.cfg.Rules != nil {
+		if rs := ix.cfg.Rules.Revalidations(ix.revalidated); len(rs) > 0 {
 			next = &rs[0]
 		}
 	}
@@ -234,10 +235,7 @@ func (ix *Index) indexBatch() (n int, advanced bool, err error) {
 // then either the body and its pointers (valid) or the error record.
 func (ix *Index) indexEvent(b *pebble.Batch, seq uint64, env *theeye.Envelope) error {
 	w := &ix.w
-	ev, reasons := theeye.ParseEvent(env.Raw, env.ReceivedTime(), ix.cfg.Policy)
-	if ix.cfg.Checker != nil && ev.Category != "" && ev.Name != "" && ev.Data != nil {
-		reasons = append(reasons, ix.cfg.Checker.Check(seq, &ev)...)
-	}
+	ev, reasons := ix.judge.Judge(verdict.AtSeq(seq), env)
 
 	// Invariant 7: an (app, id) already indexed, earlier in this batch or
 	// in Pebble, is a duplicate when the raw event is the same (a retry),

@@ -111,7 +111,7 @@ func TestExactlyOnce_Restart(t *testing.T) {
 	dir := t.TempDir()
 	half := newFakeSource()
 	half.envs = src.envs[:1500:1500]
-	ix, err := Open(Config{Dir: dir, Source: half, Policy: theeye.DefaultPolicy(), BatchSize: 100})
+	ix, err := Open(Config{Dir: dir, Source: half, BatchSize: 100})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,7 +147,7 @@ func TestExactlyOnce_Crash(t *testing.T) {
 	}()
 
 	fs := vfs.NewCrashableMem()
-	cfg := Config{Dir: "/idx", FS: fs, Source: src, Policy: theeye.DefaultPolicy(), BatchSize: 100}
+	cfg := Config{Dir: "/idx", FS: fs, Source: src, BatchSize: 100}
 	ix, err := Open(cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -22,7 +22,11 @@ type EventQuery struct {
 	App      string    // filter
 	From, To time.Time // on the event timestamp; zero = unbounded; From inclusive, To exclusive
 	Limit    int       // 0 = no limit (streaming export)
-	Cursor   string    // opaque, from a previous page
+	// MaxBytes, when positive, ends the page after the event that brings
+	// the bytes passed to fn to MaxBytes or more (with a cursor when more
+	// events match): a page costs what its bytes cost, whatever Limit says.
+	MaxBytes int
+	Cursor   string // opaque, from a previous page
 	Desc     bool
 }
 
@@ -34,6 +38,7 @@ type ErrorQuery struct {
 	Category string    // filter: the event's category, as far as it parsed
 	Name     string    // filter: the event's name; requires Category
 	Limit    int       // 0 = no limit
+	MaxBytes int       // as in EventQuery
 	Cursor   string    // opaque, from a previous page
 	Desc     bool
 }
@@ -74,7 +79,7 @@ func (ix *Index) Events(ctx context.Context, q EventQuery, fn func(event []byte)
 	default:
 		prefix = []byte{ksTime}
 	}
-	sc := scan{ks: prefix[0], desc: q.Desc, limit: q.Limit, cursor: q.Cursor}
+	sc := scan{ks: prefix[0], desc: q.Desc, limit: q.Limit, maxBytes: q.MaxBytes, cursor: q.Cursor}
 	sc.lower, sc.upper, sc.empty = timeRange(prefix, q.From, q.To)
 	app := q.App
 	sc.keep = func(_, v []byte) bool {
@@ -86,10 +91,10 @@ func (ix *Index) Events(ctx context.Context, q EventQuery, fn func(event []byte)
 	}
 	var bodies bodyReader
 	category := []byte(q.Category)
-	sc.emit = func(k, v []byte) error {
+	sc.emit = func(k, v []byte) (int, error) {
 		_, rest, err := decodeAppValue(v)
 		if err != nil {
-			return fmt.Errorf("value of seq %d: %w", seqOfKey(k), err)
+			return 0, fmt.Errorf("value of seq %d: %w", seqOfKey(k), err)
 		}
 		switch k[0] {
 		case ksName: // the body is under the query's category
@@ -98,9 +103,9 @@ func (ix *Index) Events(ctx context.Context, q EventQuery, fn func(event []byte)
 			rest, err = bodies.get(ix.db, rest, k)
 		}
 		if err != nil {
-			return err
+			return 0, err
 		}
-		return fn(rest)
+		return len(rest), fn(rest)
 	}
 	sc.chunkDone = bodies.close
 	next, err = ix.scan(ctx, &sc)
@@ -128,7 +133,7 @@ func (ix *Index) Errors(ctx context.Context, q ErrorQuery, fn func(record []byte
 	if q.Name != "" && q.Category == "" {
 		return "", theeye.Errorf(theeye.EInvalidParam, "name %q needs a category", q.Name)
 	}
-	sc := scan{ks: ksError, desc: q.Desc, limit: q.Limit, cursor: q.Cursor}
+	sc := scan{ks: ksError, desc: q.Desc, limit: q.Limit, maxBytes: q.MaxBytes, cursor: q.Cursor}
 	sc.lower, sc.upper, sc.empty = timeRange([]byte{ksError}, q.From, q.To)
 	f := errorFilter{mask: mask, app: q.App, category: q.Category, name: q.Name}
 	sc.keep = func(_, v []byte) bool {
@@ -138,12 +143,12 @@ func (ix *Index) Errors(ctx context.Context, q ErrorQuery, fn func(record []byte
 		}
 		return f.match(&h)
 	}
-	sc.emit = func(k, v []byte) error {
+	sc.emit = func(k, v []byte) (int, error) {
 		_, rec, err := decodeErrorValue(v)
 		if err != nil {
-			return fmt.Errorf("error record of seq %d: %w", seqOfKey(k), err)
+			return 0, fmt.Errorf("error record of seq %d: %w", seqOfKey(k), err)
 		}
-		return fn(rec)
+		return len(rec), fn(rec)
 	}
 	next, err = ix.scan(ctx, &sc)
 	if err != nil {
@@ -210,7 +215,7 @@ func (ix *Index) ErrorsSummary(ctx context.Context, from, to time.Time) (ErrorSu
 		byType[[2]string{string(h.category), string(h.name)}]++
 		return false
 	}
-	sc.emit = func(_, _ []byte) error { return nil }
+	sc.emit = func(_, _ []byte) (int, error) { return 0, nil }
 	if _, err := ix.scan(ctx, &sc); err != nil {
 		return ErrorSummary{}, fmt.Errorf("errors summary: %w", err)
 	}
@@ -242,11 +247,12 @@ type scan struct {
 	empty        bool   // the time range holds nothing
 	desc         bool
 	limit        int
+	maxBytes     int // 0: no byte bound
 	cursor       string
 
-	keep      func(k, v []byte) bool  // filters; must not keep k or v
-	emit      func(k, v []byte) error // renders a kept key
-	chunkDone func() error            // optional, at the end of each chunk, under the read lock
+	keep      func(k, v []byte) bool         // filters; must not keep k or v
+	emit      func(k, v []byte) (int, error) // renders a kept key; returns the bytes it passed on
+	chunkDone func() error                   // optional, at the end of each chunk, under the read lock
 }
 
 // scan runs sc in chunks of at most chunkKeys keys, each with an iterator of
@@ -275,7 +281,7 @@ func (ix *Index) scan(ctx context.Context, sc *scan) (string, error) {
 	}
 
 	var last []byte // last key returned
-	returned := 0
+	returned, bytesOut := 0, 0
 	for {
 		var resume []byte
 		more := false // a further match exists past the limit
@@ -293,14 +299,16 @@ func (ix *Index) scan(ctx context.Context, sc *scan) (string, error) {
 					return fmt.Errorf("read value: %w", err)
 				}
 				if sc.keep(k, v) {
-					if sc.limit > 0 && returned == sc.limit {
+					if sc.limit > 0 && returned == sc.limit || sc.maxBytes > 0 && bytesOut >= sc.maxBytes {
 						more = true
 						return nil
 					}
-					if err := sc.emit(k, v); err != nil {
+					n, err := sc.emit(k, v)
+					if err != nil {
 						return err
 					}
 					returned++
+					bytesOut += n
 					last = append(last[:0], k...)
 				}
 				if visited%ctxCheckKeys == 0 {

@@ -396,7 +396,7 @@ func ExampleIndex_Events() {
 		panic(err)
 	}
 	defer os.RemoveAll(dir)
-	ix, err := Open(Config{Dir: dir, Source: src, Policy: theeye.DefaultPolicy()})
+	ix, err := Open(Config{Dir: dir, Source: src})
 	if err != nil {
 		panic(err)
 	}

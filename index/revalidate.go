@@ -9,6 +9,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/theeye/theeye"
+	"github.com/theeye/theeye/verdict"
 )
 
 // RevalidationResult is what one revalidation request did on this node
@@ -93,10 +94,7 @@ func (ix *Index) revalidateBatch(rev *theeye.Revalidation) (n int, advanced bool
 				return nil
 			}
 			found = true
-			ev, reasons := theeye.ParseEvent(env.Raw, env.ReceivedTime(), ix.cfg.Policy)
-			if ix.cfg.Revalidator != nil && ev.Category != "" && ev.Name != "" && ev.Data != nil {
-				reasons = append(reasons, ix.cfg.Revalidator.CheckAsOf(rev.ID, &ev)...)
-			}
+			ev, reasons := ix.judge.Judge(verdict.AsOf(rev.ID), env)
 			if len(reasons) > 0 {
 				res.Failing++
 				return ix.writeError(b, seq, env, &ev, reasons)

@@ -11,12 +11,13 @@ import (
 	"github.com/theeye/theeye"
 )
 
-// fakeRegistry is an in-memory SchemaSource that numbers versions and
-// stamps positions the way raftnode's FSM does.
+// fakeRegistry is in-memory Rules that numbers versions and stamps
+// positions the way raftnode's FSM does.
 type fakeRegistry struct {
 	mu      sync.Mutex
 	index   uint64 // last "Raft index"
 	schemas map[[2]string][]theeye.Schema
+	configs []theeye.ConfigVersion
 	revs    []theeye.Revalidation
 	changed chan struct{}
 }
@@ -36,6 +37,24 @@ func (r *fakeRegistry) put(category, name, doc string, lastSeq uint64) theeye.Sc
 	close(r.changed)
 	r.changed = make(chan struct{})
 	return s
+}
+
+// setConfig records a cluster config version at lastSeq.
+func (r *fakeRegistry) setConfig(c theeye.ClusterConfig, lastSeq uint64) theeye.ConfigVersion {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.index++
+	v := theeye.ConfigVersion{Config: c, EffectiveSeq: lastSeq, Index: r.index}
+	r.configs = append(slices.Clip(r.configs), v)
+	close(r.changed)
+	r.changed = make(chan struct{})
+	return v
+}
+
+func (r *fakeRegistry) ConfigVersions() []theeye.ConfigVersion {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.configs
 }
 
 func (r *fakeRegistry) revalidate(rv theeye.Revalidation, lastSeq uint64) theeye.Revalidation {
@@ -78,9 +97,15 @@ func formEvent(data string) string {
 	return evt{Session: "s", Category: "form interaction", Name: "submit", Timestamp: baseTime, Data: data}.raw()
 }
 
-func openWithSchemas(t *testing.T, src Source, reg SchemaSource, reject bool) *Index {
-	sch := NewSchemas(reg, reject)
-	return openTest(t, "", src, func(c *Config) { c.Checker, c.Revalidator = sch, sch; c.BatchSize = 2 })
+// openWithSchemas opens an index judged by reg; with reject, reg gets a
+// config that rejects unknown types, in force from seq 1.
+func openWithSchemas(t *testing.T, src Source, reg *fakeRegistry, reject bool) *Index {
+	if reject {
+		c := theeye.DefaultClusterConfig()
+		c.UnknownTypes = theeye.UnknownReject
+		reg.setConfig(c, 0)
+	}
+	return openTest(t, "", src, func(c *Config) { c.Rules = reg; c.BatchSize = 2 })
 }
 
 // TestSchemas_VersionBySeq: an event is judged by the version in force at

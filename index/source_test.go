@@ -123,7 +123,7 @@ func openTest(t testing.TB, dir string, src Source, edit ...func(*Config)) *Inde
 	if dir == "" {
 		dir = t.TempDir()
 	}
-	cfg := Config{Dir: dir, Source: src, Policy: theeye.DefaultPolicy(), CacheSize: 8 << 20}
+	cfg := Config{Dir: dir, Source: src, CacheSize: 8 << 20}
 	for _, e := range edit {
 		e(&cfg)
 	}

@@ -12,9 +12,9 @@ import (
 // TestValidation_EndToEnd sends one event per reason that needs no schema
 // through the indexer and checks where it lands.
 func TestValidation_EndToEnd(t *testing.T) {
-	src := newFakeSource()
-	policy := theeye.Policy{MaxClockSkew: 5 * time.Minute, MaxEventAge: 24 * time.Hour}
-	ix := openTest(t, "", src, func(c *Config) { c.Policy = policy })
+	src, reg := newFakeSource(), newFakeRegistry()
+	reg.setConfig(theeye.ClusterConfig{MaxClockSkew: 5 * time.Minute, MaxEventAge: 24 * time.Hour, UnknownTypes: theeye.UnknownAccept}, 0)
+	ix := openTest(t, "", src, func(c *Config) { c.Rules = reg })
 	ok := evt{Session: "s", Category: "c", Name: "n", Timestamp: baseTime.Add(-time.Minute)}
 	type reason struct{ code, field string }
 	cases := []struct {
@@ -89,7 +89,7 @@ func TestValidation_EndToEnd(t *testing.T) {
 // received_at (a day ago here), never on the indexing node's clock.
 func TestValidation_Determinism(t *testing.T) {
 	src := newFakeSource()
-	ix := openTest(t, "", src) // DefaultPolicy: 5 minutes of skew
+	ix := openTest(t, "", src) // no rules: the default config, 5 minutes of skew
 	recv := time.Now().Add(-24 * time.Hour).UTC().Truncate(time.Millisecond)
 	src.Append(
 		mkEnv("a", recv, evt{Session: "s", Category: "c", Name: "n", Timestamp: recv.Add(time.Minute)}.raw()),
@@ -106,26 +106,24 @@ func TestValidation_Determinism(t *testing.T) {
 	}
 }
 
-// checker is a Checker that rejects one name.
-type checker struct{}
-
-func (checker) Check(_ uint64, ev *theeye.Event) []theeye.Reason {
-	if ev.Name == "bad" {
-		return []theeye.Reason{{Code: theeye.ReasonSchemaViolation, Field: "/data/k", Message: "k must be a string"}}
+// TestValidation_ConfigBySeq pins invariant 10: an event is judged by the
+// cluster config in force at its seq, whenever the indexer gets to it.
+func TestValidation_ConfigBySeq(t *testing.T) {
+	src, reg := newFakeSource(), newFakeRegistry()
+	ix := openTest(t, "", src, func(c *Config) { c.Rules = reg })
+	late := evt{Session: "s", Category: "c", Name: "n", Timestamp: baseTime.Add(10 * time.Minute)}.raw()
+	src.Append(mkEnv("a", baseTime, late)) // 1: the default 5 minutes of skew: in the future
+	reg.setConfig(theeye.ClusterConfig{MaxClockSkew: time.Hour, UnknownTypes: theeye.UnknownAccept}, src.LastSeq())
+	src.Append(mkEnv("a", baseTime, late)) // 2: an hour of skew: valid
+	reg.setConfig(theeye.ClusterConfig{MaxClockSkew: time.Hour, UnknownTypes: theeye.UnknownReject}, src.LastSeq())
+	src.Append(mkEnv("a", baseTime, late)) // 3: no schema for c/n, and unknown types are rejected now
+	indexAll(t, ix)                        // after every change: only seq decides
+	evs, _ := events(t, ix, EventQuery{})
+	if got := seqs(evs); !slices.Equal(got, []uint64{2}) {
+		t.Fatalf("valid events %v, want [2]", got)
 	}
-	return nil
-}
-
-func TestValidation_Checker(t *testing.T) {
-	src := newFakeSource()
-	ix := openTest(t, "", src, func(c *Config) { c.Checker = checker{} })
-	src.Append(
-		mkEnv("a", baseTime, evt{Session: "s", Category: "c", Name: "good", Timestamp: baseTime}.raw()),
-		mkEnv("a", baseTime, evt{Session: "s", Category: "c", Name: "bad", Timestamp: baseTime}.raw()),
-	)
-	indexAll(t, ix)
-	recs, _ := errorRecords(t, ix, ErrorQuery{Reason: theeye.ReasonSchemaViolation})
-	if len(recs) != 1 || recs[0].Seq != 2 || recs[0].Reasons[0].Field != "/data/k" {
-		t.Fatalf("schema errors: %+v", recs)
+	recs, _ := errorRecords(t, ix, ErrorQuery{})
+	if len(recs) != 2 || recs[0].Reasons[0].Code != theeye.ReasonTimestampInFuture || recs[1].Reasons[0].Code != theeye.ReasonUnknownEventType {
+		t.Fatalf("errors %+v, want seq 1 timestamp_in_future and seq 3 unknown_event_type", recs)
 	}
 }

@@ -39,6 +39,16 @@ const (
 	// OpRevalidate records a revalidation request (Revalidation: its
 	// filters and requested_at; the FSM sets its ID and AtSeq).
 	OpRevalidate = "revalidate"
+	// OpSeed is a new cluster's first state, from the flags of the node
+	// that bootstrapped it (Key: the admin key of --admin-key; Config: the
+	// first cluster config, over the defaults). It is applied once per
+	// cluster: later seeds are refused, so a node restarted with an old
+	// --admin-key never brings a revoked key back.
+	OpSeed = "seed"
+	// OpSetConfig changes fields of the cluster config (Config: the
+	// fields to change). The FSM applies the patch to the version in force
+	// and records the new version's position, as for a schema.
+	OpSetConfig = "set_config"
 )
 
 // Command is a replicated configuration change.
@@ -52,6 +62,7 @@ type Command struct {
 
 	Schema       *theeye.Schema       `json:"schema,omitempty"`
 	Revalidation *theeye.Revalidation `json:"revalidation,omitempty"`
+	Config       *theeye.ConfigPatch  `json:"config,omitempty"`
 }
 
 // NodeInfo is what the cluster knows of one member.

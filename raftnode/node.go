@@ -48,8 +48,13 @@ type Config struct {
 	Bootstrap bool // start a new cluster with this node as its only voter, if Dir holds none
 
 	// AdminKeyHash, when set on the node that bootstraps, is registered as
-	// the replicated key "admin" once this node leads a cluster without one.
+	// the replicated key "admin" by the cluster's seed command, which is
+	// applied once per cluster (a later start never registers it again).
 	AdminKeyHash string
+	// SeedConfig is the first cluster config of a cluster this node
+	// bootstraps (from its flags); later starts and other nodes ignore it.
+	// The zero value stands for theeye.DefaultClusterConfig.
+	SeedConfig theeye.ClusterConfig
 
 	Log   *log.Log  // the event log the FSM appends to (owned by the caller)
 	Codec log.Codec // how event payloads are compressed in Raft entries and frames
@@ -98,6 +103,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.ApplyTimeout <= 0 {
 		c.ApplyTimeout = 30 * time.Second
+	}
+	if c.SeedConfig == (theeye.ClusterConfig{}) {
+		c.SeedConfig = theeye.DefaultClusterConfig()
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -420,6 +428,20 @@ func (n *Node) SchemaVersions(category, name string) []theeye.Schema {
 	return n.state.get().Schemas[schemaKey(category, name)]
 }
 
+// ConfigVersions returns every version of the cluster config, in order.
+// The slice is shared: do not modify it.
+func (n *Node) ConfigVersions() []theeye.ConfigVersion { return n.state.get().Configs }
+
+// Config returns the cluster config in force now, as applied on this node.
+func (n *Node) Config() theeye.ClusterConfig { return n.state.get().config() }
+
+// SetConfig changes fields of the cluster config and returns the whole new
+// config as the FSM applied it (a *theeye.Error naming the field for a bad
+// value). Leader only.
+func (n *Node) SetConfig(ctx context.Context, p theeye.ConfigPatch) (theeye.ClusterConfig, error) {
+	return applyConfig[theeye.ClusterConfig](ctx, n, &Command{Op: OpSetConfig, Config: &p})
+}
+
 // Revalidations returns the revalidation requests with ID > after, in ID
 // order. The slice is shared: do not modify it.
 func (n *Node) Revalidations(after uint64) []theeye.Revalidation {
@@ -541,18 +563,27 @@ func (n *Node) leaderTasks() error {
 			return err
 		}
 	}
-	if n.cfg.AdminKeyHash != "" {
-		if _, ok := st.Keys["admin"]; !ok {
-			k := theeye.Key{ID: "admin", Name: "admin", Scopes: []theeye.Scope{theeye.ScopeAdmin},
+	if n.cfg.Bootstrap && !st.Seeded {
+		// A cluster of v1 registered its admin key without a seed: it is
+		// seeded already (OpSeed keeps an existing key as it is).
+		seed := n.cfg.SeedConfig
+		cmd := &Command{Op: OpSeed, Config: &theeye.ConfigPatch{MaxClockSkew: &seed.MaxClockSkew,
+			MaxEventAge: &seed.MaxEventAge, UnknownTypes: &seed.UnknownTypes}}
+		if n.cfg.AdminKeyHash != "" {
+			cmd.Key = &theeye.Key{ID: "admin", Name: "admin", Scopes: []theeye.Scope{theeye.ScopeAdmin},
 				Hash: n.cfg.AdminKeyHash, CreatedAt: time.Now().UTC()}
-			if err := n.ApplyConfig(ctx, &Command{Op: OpCreateKey, Key: &k}); err != nil && theeye.ErrorCode(err) != theeye.EConflict {
-				n.logger.Warn("registering the admin key", "err", err)
-				return err
-			}
+		}
+		if err := n.ApplyConfig(ctx, cmd); err != nil && theeye.ErrorCode(err) != theeye.EConflict {
+			n.logger.Warn("seeding the cluster", "err", err)
+			return err
 		}
 	}
 	return nil
 }
+
+// Seeded reports whether the replicated state holds the cluster's seed
+// (its admin key and first policy), as applied on this node.
+func (n *Node) Seeded() bool { return n.state.get().Seeded }
 
 func (n *Node) fatal(err error) {
 	n.logger.Error("fatal: stopping the node", "err", err)

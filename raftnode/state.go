@@ -13,16 +13,19 @@ import (
 	"sync"
 
 	"github.com/theeye/theeye"
+	"github.com/theeye/theeye/verdict"
 )
 
 // State is the replicated configuration: apps, keys (hashes only) and node
 // addresses. The FSM changes it; everything else reads copies.
 type State struct {
 	// Index is the Raft index of the last config entry applied to it.
-	Index uint64                `json:"index"`
-	Apps  map[string]theeye.App `json:"apps"`
-	Keys  map[string]theeye.Key `json:"keys"`
-	Nodes map[string]NodeInfo   `json:"nodes"`
+	Index uint64 `json:"index"`
+	// Seeded is set by the cluster's one seed command (OpSeed).
+	Seeded bool                  `json:"seeded,omitempty"`
+	Apps   map[string]theeye.App `json:"apps"`
+	Keys   map[string]theeye.Key `json:"keys"`
+	Nodes  map[string]NodeInfo   `json:"nodes"`
 	// Schemas holds every version of every schema, by schemaKey(category,
 	// name), in version order. A slice is never appended to in place.
 	Schemas map[string][]theeye.Schema `json:"schemas,omitempty"`
@@ -30,6 +33,28 @@ type State struct {
 	// kept so an index rebuilt from the log replays them at the same
 	// positions.
 	Revalidations []theeye.Revalidation `json:"revalidations,omitempty"`
+	// Configs holds every version of the cluster config, in order (the
+	// first from the seed). Kept for ever, like the schemas: an event is
+	// judged by the version in force at its seq.
+	Configs []theeye.ConfigVersion `json:"configs,omitempty"`
+}
+
+// config returns the cluster config in force now.
+func (s *State) config() theeye.ClusterConfig {
+	if len(s.Configs) == 0 {
+		return theeye.DefaultClusterConfig()
+	}
+	return s.Configs[len(s.Configs)-1].Config
+}
+
+// setConfig records the next config version at pos, once it is valid.
+func (s *State) setConfig(p theeye.ConfigPatch, base theeye.ClusterConfig, pos applyPos) (theeye.ClusterConfig, error) {
+	c := p.Apply(base)
+	if err := c.Validate(); err != nil {
+		return theeye.ClusterConfig{}, err
+	}
+	s.Configs = append(slices.Clip(s.Configs), theeye.ConfigVersion{Config: c, EffectiveSeq: pos.lastSeq, Index: pos.index})
+	return c, nil
 }
 
 func newState() *State {
@@ -38,8 +63,8 @@ func newState() *State {
 }
 
 func (s *State) clone() *State {
-	c := &State{Index: s.Index, Apps: maps.Clone(s.Apps), Keys: maps.Clone(s.Keys), Nodes: maps.Clone(s.Nodes),
-		Schemas: maps.Clone(s.Schemas), Revalidations: slices.Clip(s.Revalidations)}
+	c := &State{Index: s.Index, Seeded: s.Seeded, Apps: maps.Clone(s.Apps), Keys: maps.Clone(s.Keys), Nodes: maps.Clone(s.Nodes),
+		Schemas: maps.Clone(s.Schemas), Revalidations: slices.Clip(s.Revalidations), Configs: slices.Clip(s.Configs)}
 	if c.Schemas == nil {
 		c.Schemas = map[string][]theeye.Schema{}
 	}
@@ -67,7 +92,7 @@ func (s *State) apply(cmd *Command, pos applyPos) (result any, err error) {
 		if sc == nil || sc.Category == "" || sc.Name == "" {
 			return nil, theeye.Errorf(theeye.EInvalidRequest, "put_schema needs a category, a name and a schema")
 		}
-		if _, err := theeye.CompileSchema(sc.Schema); err != nil {
+		if _, err := verdict.CompileSchema(sc.Schema); err != nil {
 			return nil, err
 		}
 		k := schemaKey(sc.Category, sc.Name)
@@ -86,6 +111,27 @@ func (s *State) apply(cmd *Command, pos applyPos) (result any, err error) {
 		r.AtSeq = pos.lastSeq
 		s.Revalidations = append(slices.Clip(s.Revalidations), r)
 		return r, nil
+	case OpSetConfig:
+		if cmd.Config == nil || cmd.Config.Empty() {
+			return nil, theeye.Errorf(theeye.EInvalidRequest, "set_config needs at least one field to change")
+		}
+		return s.setConfig(*cmd.Config, s.config(), pos)
+	case OpSeed:
+		if s.Seeded {
+			return nil, theeye.Errorf(theeye.EConflict, "the cluster is already seeded")
+		}
+		if cmd.Config != nil {
+			if _, err := s.setConfig(*cmd.Config, theeye.DefaultClusterConfig(), pos); err != nil {
+				return nil, err
+			}
+		}
+		s.Seeded = true
+		if cmd.Key != nil {
+			if _, ok := s.Keys[cmd.Key.ID]; !ok {
+				s.Keys[cmd.Key.ID] = *cmd.Key
+			}
+		}
+		return nil, nil
 	}
 	return nil, s.applyOther(cmd)
 }
@@ -122,8 +168,15 @@ func (s *State) applyOther(cmd *Command) error {
 		if !ok {
 			return theeye.Errorf(theeye.ENotFound, "no key with id %q", cmd.KeyID)
 		}
+		if k.Revoked {
+			return nil
+		}
+		if k.Has(theeye.ScopeAdmin) && s.liveAdminKeys() == 1 {
+			return theeye.Errorf(theeye.EConflict, "key %q is the last admin key: create another admin key before revoking it", cmd.KeyID)
+		}
 		k.Revoked = true
 		s.Keys[cmd.KeyID] = k
+
 	case OpSetNode:
 		if cmd.Node == nil || cmd.Node.ID == "" {
 			return theeye.Errorf(theeye.EInvalidRequest, "set_node needs a node")
@@ -135,6 +188,17 @@ func (s *State) applyOther(cmd *Command) error {
 		return theeye.Errorf(theeye.EInvalidRequest, "unknown config operation %q", cmd.Op)
 	}
 	return nil
+}
+
+// liveAdminKeys counts the keys with the admin scope that are not revoked.
+func (s *State) liveAdminKeys() int {
+	n := 0
+	for _, k := range s.Keys {
+		if !k.Revoked && k.Has(theeye.ScopeAdmin) {
+			n++
+		}
+	}
+	return n
 }
 
 // stateStore keeps State in memory and in <dir>/state.json, written

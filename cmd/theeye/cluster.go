@@ -64,11 +64,15 @@ func normalizeURL(addr string, tlsOn bool) string {
 // joinCluster asks a member (any; it forwards to the leader) to add this
 // node as a voter, retrying with backoff until it succeeds, ctx ends, or
 // the cluster refuses the key (403: retrying will not help).
-func (m *Main) joinCluster(ctx context.Context, client *http.Client, joinURL, raftAddr, httpAddr string) error {
+func (m *Main) joinCluster(ctx context.Context, client *http.Client, clusterKey, joinURL, raftAddr, httpAddr string) error {
 	body, _ := json.Marshal(map[string]string{"id": m.Config.NodeID, "raft_addr": raftAddr, "http_addr": httpAddr})
+	signer, err := api.NewNodeSigner(clusterKey, m.Config.NodeID)
+	if err != nil {
+		return fmt.Errorf("join: %w", err)
+	}
 	backoff := 200 * time.Millisecond
 	for attempt := 1; ; attempt++ {
-		status, msg, err := m.tryJoin(ctx, client, joinURL, body)
+		status, msg, err := m.tryJoin(ctx, client, signer, joinURL, body)
 		switch {
 		case err == nil && status == http.StatusOK:
 			m.Logger.Info("joined the cluster", "via", joinURL, "attempts", attempt)
@@ -89,7 +93,9 @@ func (m *Main) joinCluster(ctx context.Context, client *http.Client, joinURL, ra
 	}
 }
 
-func (m *Main) tryJoin(ctx context.Context, client *http.Client, joinURL string, body []byte) (int, string, error) {
+// tryJoin sends one join request, signed with this node's proof of the
+// cluster key (the key itself never leaves the node).
+func (m *Main) tryJoin(ctx context.Context, client *http.Client, signer *api.NodeSigner, joinURL string, body []byte) (int, string, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, joinURL+"/v1/cluster/nodes", bytes.NewReader(body))
@@ -97,11 +103,11 @@ func (m *Main) tryJoin(ctx context.Context, client *http.Client, joinURL string,
 		return 0, "", fmt.Errorf("join request: %w", err)
 	}
 	req.Header.Set("Content-Type", "application/json")
-	if m.Config.ClusterKey != "" {
-		req.Header.Set(api.HeaderClusterKey, m.Config.ClusterKey)
-	} else if m.Config.AdminKey != "" {
-		req.Header.Set("Authorization", "Bearer "+m.Config.AdminKey)
+	proof, err := signer.Sign(req.Method, req.URL.RequestURI(), body)
+	if err != nil {
+		return 0, "", fmt.Errorf("join request: %w", err)
 	}
+	req.Header.Set(api.HeaderNodeAuth, proof)
 	resp, err := client.Do(req)
 	if err != nil {
 		return 0, "", fmt.Errorf("join request: %w", err)

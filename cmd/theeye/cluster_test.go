@@ -562,19 +562,22 @@ func TestRollingRestartUnderLoad(t *testing.T) {
 	c.verify(l)
 }
 
-// TestJoinNeedsTheClusterKey: a join with a wrong cluster key is refused
-// with 403, and a node started with the wrong key gives up with that.
+// TestJoinNeedsTheClusterKey: a join that sends a cluster key in clear
+// (as v1 did) is refused with 401, and a node started with the wrong key
+// gives up: its proof does not verify.
 func TestJoinNeedsTheClusterKey(t *testing.T) {
 	c := startCluster(t, 1, false)
 	body := []byte(`{"id":"intruder","raft_addr":"127.0.0.1:1","http_addr":"http://127.0.0.1:1"}`)
-	st, b, _ := do(t, "POST", c.nodes[0].URL+"/v1/cluster/nodes", "", "application/json", body, "X-Eye-Cluster-Key", "wrong")
-	if st != 403 || !strings.Contains(string(b), "wrong cluster key") {
-		t.Fatalf("join with a wrong key: %d %s, want 403", st, b)
+	for _, key := range []string{"wrong", testClusterKey} {
+		st, b, _ := do(t, "POST", c.nodes[0].URL+"/v1/cluster/nodes", "", "application/json", body, "X-Eye-Cluster-Key", key)
+		if st != 401 || !strings.Contains(string(b), "X-Eye-Cluster-Key is not accepted") {
+			t.Fatalf("join with the cluster key in clear: %d %s, want 401", st, b)
+		}
 	}
-	// Forwarded requests need it too.
-	st, b, _ = do(t, "POST", c.nodes[0].URL+"/v1/apps", testAdminKey, "application/json", []byte(`{"name":"x"}`), "X-Eye-Forwarded", "n9", "X-Eye-Cluster-Key", "wrong")
-	if st != 403 {
-		t.Fatalf("forwarded request with a wrong key: %d %s, want 403", st, b)
+	// A forwarded marker without a valid proof grants nothing either.
+	st, b, _ := do(t, "POST", c.nodes[0].URL+"/v1/apps", testAdminKey, "application/json", []byte(`{"name":"x"}`), "X-Eye-Forwarded", "n9")
+	if st != 401 {
+		t.Fatalf("forwarded request without a proof: %d %s, want 401", st, b)
 	}
 	p := newProc(t, t.TempDir(), "--node-id", "n2", "--cluster-key", "wrong", "--join", c.nodes[0].URL)
 	p.startNoWait()
@@ -584,7 +587,7 @@ func TestJoinNeedsTheClusterKey(t *testing.T) {
 	case <-time.After(60 * time.Second):
 		t.Fatal("a node with the wrong cluster key kept running")
 	}
-	if p.Cmd.ProcessState.ExitCode() == 0 || !strings.Contains(p.Out.String(), "refused (403)") {
+	if p.Cmd.ProcessState.ExitCode() == 0 || !strings.Contains(p.Out.String(), "refused (401)") {
 		t.Fatalf("exit %d, output:\n%s", p.Cmd.ProcessState.ExitCode(), p.Out.String())
 	}
 	if v, _ := c.view(c.nodes[0]); len(v.Nodes) != 1 {

@@ -15,32 +15,40 @@ import (
 
 // Config is everything `theeye serve` is configured by.
 type Config struct {
-	NodeID        string
-	DataDir       string
-	HTTP          string
-	Raft          string
-	AdvertiseHTTP string
-	AdvertiseRaft string
-	Bootstrap     bool
-	Join          string
-	AdminKey      string
-	ClusterKey    string
-	UnknownTypes  string
-	MaxBody       int64
-	MaxEvent      int
-	MaxClockSkew  time.Duration
-	MaxEventAge   time.Duration
-	ReadyLag      uint64
-	Codec         string
-	CacheSize     int64
-	MemoryLimit   int64
-	LogLevel      string
-	LogFormat     string
-	PrintAdminKey bool
-	TLSCert       string
-	TLSKey        string
-	TLSCA         string
-	PProf         string
+	NodeID         string
+	DataDir        string
+	HTTP           string
+	Raft           string
+	AdvertiseHTTP  string
+	AdvertiseRaft  string
+	Bootstrap      bool
+	Join           string
+	AdminKey       string
+	ClusterKey     string
+	UnknownTypes   string
+	MaxBody        int64
+	MaxEvent       int
+	MaxBatchEvents int
+	MaxPageBytes   int
+	MaxClockSkew   time.Duration
+	MaxEventAge    time.Duration
+	ReadyLag       uint64
+	Codec          string
+	CacheSize      int64
+	MemoryLimit    int64
+	LogLevel       string
+	LogFormat      string
+	PrintAdminKey  bool
+	TLSCert        string
+	TLSKey         string
+	TLSCA          string
+	PProf          string
+
+	// HTTP connection bounds, hidden: tests shorten them to play slow
+	// clients.
+	HTTPReadHeaderTimeout time.Duration
+	HTTPReadTimeout       time.Duration
+	HTTPWriteTimeout      time.Duration
 
 	// Raft tuning, hidden: tests use them to force snapshots.
 	RaftSnapshotThreshold uint64
@@ -51,19 +59,21 @@ type Config struct {
 // DefaultConfig is the embedded default: a single node on loopback.
 func DefaultConfig() Config {
 	return Config{
-		NodeID:       "n1",
-		DataDir:      "./theeye-data",
-		HTTP:         "127.0.0.1:8080",
-		Raft:         "127.0.0.1:8081",
-		UnknownTypes: "accept",
-		MaxBody:      8 << 20,
-		MaxEvent:     64 << 10,
-		MaxClockSkew: 5 * time.Minute,
-		ReadyLag:     100000,
-		Codec:        "zstd",
-		CacheSize:    64 << 20,
-		LogLevel:     "info",
-		LogFormat:    "text",
+		NodeID:         "n1",
+		DataDir:        "./theeye-data",
+		HTTP:           "127.0.0.1:8080",
+		Raft:           "127.0.0.1:8081",
+		UnknownTypes:   "accept",
+		MaxBody:        8 << 20,
+		MaxEvent:       64 << 10,
+		MaxBatchEvents: 10000,
+		MaxPageBytes:   4 << 20,
+		MaxClockSkew:   5 * time.Minute,
+		ReadyLag:       100000,
+		Codec:          "zstd",
+		CacheSize:      64 << 20,
+		LogLevel:       "info",
+		LogFormat:      "text",
 	}
 }
 
@@ -150,10 +160,12 @@ case), e.g. THEEYE_DATA_DIR=/var/lib/theeye.`,
 	f.BoolVar(&cfg.Bootstrap, "bootstrap", false, "start a new cluster with this node as its only voter (implied without --join on a new data dir)")
 	f.StringVar(&cfg.Join, "join", "", "HTTP address of any member of the cluster to join")
 	f.StringVar(&cfg.AdminKey, "admin-key", "", "admin key (generated on the first start when not given, and written to <data-dir>/admin.key)")
-	f.StringVar(&cfg.ClusterKey, "cluster-key", "", "shared secret nodes present to join and to forward")
+	f.StringVar(&cfg.ClusterKey, "cluster-key", "", "the cluster's shared secret, which nodes prove (never send) to each other (generated in <data-dir>/cluster.key on a new cluster when not given)")
 	f.StringVar(&cfg.UnknownTypes, "unknown-types", cfg.UnknownTypes, "events of a type with no schema: accept or reject")
 	f.Int64Var(&cfg.MaxBody, "max-body", cfg.MaxBody, "largest request body in bytes (after gzip)")
 	f.IntVar(&cfg.MaxEvent, "max-event", cfg.MaxEvent, "largest event in bytes")
+	f.IntVar(&cfg.MaxBatchEvents, "max-batch-events", cfg.MaxBatchEvents, "most events in one ingest request (more: 413 too_many_events)")
+	f.IntVar(&cfg.MaxPageBytes, "max-page-bytes", cfg.MaxPageBytes, "a query page ends, with a next_cursor, once its events reach this many bytes")
 	f.DurationVar(&cfg.MaxClockSkew, "max-clock-skew", cfg.MaxClockSkew, "how far past received_at an event timestamp may be")
 	f.DurationVar(&cfg.MaxEventAge, "max-event-age", 0, "how far before received_at an event timestamp may be (0: no limit)")
 	f.Uint64Var(&cfg.ReadyLag, "ready-lag", cfg.ReadyLag, "/readyz fails while the indexer is more than this many events behind")
@@ -170,6 +182,12 @@ case), e.g. THEEYE_DATA_DIR=/var/lib/theeye.`,
 	f.Uint64Var(&cfg.RaftSnapshotThreshold, "raft-snapshot-threshold", 0, "Raft entries between snapshots (0: the default)")
 	f.Uint64Var(&cfg.RaftTrailingLogs, "raft-trailing-logs", 0, "Raft entries kept after a snapshot (0: the default)")
 	f.DurationVar(&cfg.RaftSnapshotInterval, "raft-snapshot-interval", 0, "how often Raft checks whether to snapshot (0: the default)")
+	f.DurationVar(&cfg.HTTPReadHeaderTimeout, "http-read-header-timeout", 0, "bound on reading a request's headers (0: 10s)")
+	f.DurationVar(&cfg.HTTPReadTimeout, "http-read-timeout", 0, "bound on reading a whole request (0: 60s)")
+	f.DurationVar(&cfg.HTTPWriteTimeout, "http-write-timeout", 0, "bound on writing a whole answer, exports excepted (0: 2m)")
+	f.MarkHidden("http-read-header-timeout")
+	f.MarkHidden("http-read-timeout")
+	f.MarkHidden("http-write-timeout")
 	f.MarkHidden("raft-snapshot-interval")
 	f.MarkHidden("raft-snapshot-threshold")
 	f.MarkHidden("raft-trailing-logs")

@@ -14,6 +14,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -97,10 +98,10 @@ func (m *Main) Run(ctx context.Context) error {
 		}
 		m.Logger = l
 	}
-	switch cfg.UnknownTypes {
-	case "accept", "reject":
-	default:
-		return fmt.Errorf("--unknown-types %q: want accept or reject", cfg.UnknownTypes)
+	seed := theeye.ClusterConfig{MaxClockSkew: cfg.MaxClockSkew, MaxEventAge: cfg.MaxEventAge, UnknownTypes: cfg.UnknownTypes}
+	if err := seed.Validate(); err != nil {
+		e, _ := theeye.AsError(err)
+		return fmt.Errorf("--%s: %s", strings.ReplaceAll(fmt.Sprint(e.Details["field"]), "_", "-"), e.Message)
 	}
 	codec, err := eyelog.ParseCodec(cfg.Codec)
 	if err != nil {
@@ -114,6 +115,10 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	bootstrap := cfg.Bootstrap || cfg.Join == ""
 	adminKey, generated, err := m.adminKey(bootstrap)
+	if err != nil {
+		return err
+	}
+	clusterKey, err := m.clusterKey(bootstrap)
 	if err != nil {
 		return err
 	}
@@ -171,7 +176,8 @@ func (m *Main) Run(ctx context.Context) error {
 		HTTPAddr:      httpAddr,
 		Bootstrap:     bootstrap,
 		AdminKeyHash:  registerAdmin,
-		ClusterKey:    cfg.ClusterKey,
+		SeedConfig:    seed,
+		ClusterKey:    clusterKey,
 		TLS:           serverTLS,
 		Raft:          raftCfg,
 		Log:           m.log,
@@ -187,19 +193,16 @@ func (m *Main) Run(ctx context.Context) error {
 		return fmt.Errorf("open raft node: %w", err)
 	}
 
-	policy := theeye.Policy{MaxClockSkew: cfg.MaxClockSkew, MaxEventAge: cfg.MaxEventAge}
-	// The schema registry is Raft-replicated state; the index reads it
-	// through its own SchemaSource interface, which the node satisfies.
-	schemas := index.NewSchemas(m.node, cfg.UnknownTypes == "reject")
+	// Schemas, the cluster config and revalidation requests are
+	// Raft-replicated state; the index reads them through its Rules
+	// interface, which the node satisfies.
 	m.index, err = index.Open(index.Config{
-		Dir:         filepath.Join(cfg.DataDir, "index"),
-		Source:      m.log,
-		Checker:     schemas,
-		Revalidator: schemas,
-		Policy:      policy,
-		CacheSize:   cfg.CacheSize,
-		Logger:      m.Logger,
-		Registerer:  reg,
+		Dir:        filepath.Join(cfg.DataDir, "index"),
+		Source:     m.log,
+		Rules:      m.node,
+		CacheSize:  cfg.CacheSize,
+		Logger:     m.Logger,
+		Registerer: reg,
 	})
 	if err != nil {
 		return fmt.Errorf("open index: %w", err)
@@ -215,17 +218,22 @@ func (m *Main) Run(ctx context.Context) error {
 	}()
 
 	m.api = api.New(api.Config{
-		Node:         m.node,
-		Index:        m.index,
-		AdminKeyHash: adminHash,
-		MaxBody:      cfg.MaxBody,
-		MaxEvent:     cfg.MaxEvent,
-		ReadyLag:     cfg.ReadyLag,
-		ClusterKey:   cfg.ClusterKey,
-		HTTPClient:   httpClient,
-		Logger:       m.Logger,
-		Registerer:   reg,
-		Gatherer:     reg,
+		Node:              m.node,
+		Index:             m.index,
+		NodeID:            cfg.NodeID,
+		MaxBody:           cfg.MaxBody,
+		MaxEvent:          cfg.MaxEvent,
+		MaxBatchEvents:    cfg.MaxBatchEvents,
+		MaxPageBytes:      cfg.MaxPageBytes,
+		ReadHeaderTimeout: cfg.HTTPReadHeaderTimeout,
+		ReadTimeout:       cfg.HTTPReadTimeout,
+		WriteTimeout:      cfg.HTTPWriteTimeout,
+		ReadyLag:          cfg.ReadyLag,
+		ClusterKey:        clusterKey,
+		HTTPClient:        httpClient,
+		Logger:            m.Logger,
+		Registerer:        reg,
+		Gatherer:          reg,
 	})
 	if serverTLS != nil {
 		hcfg := serverTLS.Clone()
@@ -245,7 +253,7 @@ func (m *Main) Run(ctx context.Context) error {
 		m.wg.Add(1)
 		go func() {
 			defer m.wg.Done()
-			err := m.joinCluster(jctx, httpClient, normalizeURL(cfg.Join, serverTLS != nil), m.node.RaftAddr(), httpAddr)
+			err := m.joinCluster(jctx, httpClient, clusterKey, normalizeURL(cfg.Join, serverTLS != nil), m.node.RaftAddr(), httpAddr)
 			if err != nil && jctx.Err() == nil {
 				m.serveErr <- err
 			}
@@ -272,9 +280,10 @@ func (m *Main) Run(ctx context.Context) error {
 
 // awaitSoleLeadership waits, up to 10 s, until a node that is the only
 // voter of its configuration (a new single-node cluster, or one restarted)
-// has elected itself, so that a write sent right after the listening line
-// is not answered 503 "no leader yet". A member of a larger cluster does
-// not wait: it cannot elect itself alone.
+// has elected itself and the cluster holds its seed (the admin key), so
+// that a write sent right after the listening line is not answered 503
+// "no leader yet" nor 401. A member of a larger cluster does not wait: it
+// cannot elect itself alone.
 func (m *Main) awaitSoleLeadership(ctx context.Context) {
 	st, err := m.node.Stats()
 	if err != nil || len(st.Servers) != 1 || st.Servers[0].ID != m.Config.NodeID {
@@ -284,7 +293,7 @@ func (m *Main) awaitSoleLeadership(ctx context.Context) {
 	defer cancel()
 	t := time.NewTicker(10 * time.Millisecond)
 	defer t.Stop()
-	for !m.node.IsLeader() {
+	for !m.node.IsLeader() || !m.node.Seeded() {
 		select {
 		case <-ctx.Done():
 			m.Logger.Warn("announcing before this single node has elected itself", "err", ctx.Err())
@@ -324,6 +333,44 @@ func (m *Main) adminKey(bootstrap bool) (key string, generated bool, err error) 
 	return key, true, nil
 }
 
+// clusterKey returns the cluster key: --cluster-key, else the one saved in
+// <data-dir>/cluster.key, else, on a node that starts a new cluster, a new
+// one (saved there, mode 0600). Every cluster has one: it authenticates
+// every Raft connection and every node-to-node call, so a cluster is never
+// open to whoever reaches its Raft port. A joining node must be given it.
+func (m *Main) clusterKey(bootstrap bool) (string, error) {
+	if m.Config.ClusterKey != "" {
+		return m.Config.ClusterKey, nil
+	}
+	path := filepath.Join(m.Config.DataDir, "cluster.key")
+	b, err := os.ReadFile(path)
+	if err == nil {
+		if k := strings.TrimSpace(string(b)); k != "" {
+			return k, nil
+		}
+		return "", fmt.Errorf("%s is empty: give --cluster-key", path)
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return "", fmt.Errorf("read %s: %w", path, err)
+	}
+	if !bootstrap {
+		return "", fmt.Errorf("--join needs --cluster-key: the key of the cluster to join (on its first node, %s unless it was given by flag)", "<data-dir>/cluster.key")
+	}
+	if _, err := os.Stat(filepath.Join(m.Config.DataDir, "raft")); err == nil {
+		return "", fmt.Errorf("this data dir holds a cluster but no %s: give --cluster-key", path)
+	}
+	var raw [32]byte
+	if _, err := rand.Read(raw[:]); err != nil {
+		return "", fmt.Errorf("generate cluster key: %w", err)
+	}
+	key := "eye_cluster_" + base64.RawURLEncoding.EncodeToString(raw[:])
+	if err := os.WriteFile(path, []byte(key+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("write %s: %w", path, err)
+	}
+	m.Logger.Info("generated a cluster key; nodes that join this cluster need it (--cluster-key)", "file", path)
+	return key, nil
+}
+
 // Close shuts down in order: stop taking requests and finish those in
 // flight, close Raft, let the indexer commit what it has, close the index
 // and the log.
@@ -356,6 +403,36 @@ func (m *Main) Close() error {
 	return errors.Join(errs...)
 }
 
+// secretFlags are the flags whose values never leave the process.
+var secretFlags = [...]string{"admin-key", "cluster-key"}
+
+// redactedCmdline is pprof's cmdline handler with the values of secretFlags
+// replaced: the profile port must not hand out the keys.
+func redactedCmdline(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	fmt.Fprint(w, strings.Join(redactArgs(os.Args), "\x00"))
+}
+
+// redactArgs returns args with the value of every secret flag, given as
+// "--flag value" or "--flag=value" (one dash or two), replaced.
+func redactArgs(args []string) []string {
+	out := slices.Clone(args)
+	for i := 0; i < len(out); i++ {
+		name, _, hasValue := strings.Cut(strings.TrimLeft(out[i], "-"), "=")
+		if !strings.HasPrefix(out[i], "-") || !slices.Contains(secretFlags[:], name) {
+			continue
+		}
+		if hasValue {
+			out[i] = out[i][:strings.Index(out[i], "=")+1] + "[redacted]"
+		} else if i+1 < len(out) {
+			out[i+1] = "[redacted]"
+			i++
+		}
+	}
+	return out
+}
+
 // servePProf serves net/http/pprof's handlers on their own listener and
 // mux (never on the API's), for profiling a node under load.
 func (m *Main) servePProf(addr string) error {
@@ -365,7 +442,7 @@ func (m *Main) servePProf(addr string) error {
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/cmdline", redactedCmdline)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)

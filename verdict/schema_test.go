@@ -1,13 +1,14 @@
-package theeye_test
+package verdict_test
 
 import (
 	"testing"
 
 	"github.com/theeye/theeye"
+	"github.com/theeye/theeye/verdict"
 )
 
 func TestCompileSchemaAndValidate(t *testing.T) {
-	s, err := theeye.CompileSchema([]byte(`{"type":"object","required":["form"],"properties":{"form":{"type":"object",
+	s, err := verdict.CompileSchema([]byte(`{"type":"object","required":["form"],"properties":{"form":{"type":"object",
 		"required":["first_name","last_name"],"properties":{"first_name":{"type":"string"},"age":{"type":"integer","minimum":0}}}}}`))
 	if err != nil {
 		t.Fatal(err)
@@ -42,7 +43,7 @@ func TestCompileSchemaDrafts(t *testing.T) {
 		`{"$defs":{"s":{"type":"string"}},"properties":{"a":{"$ref":"#/$defs/s"}}}`,
 		`true`,
 	} {
-		if _, err := theeye.CompileSchema([]byte(doc)); err != nil {
+		if _, err := verdict.CompileSchema([]byte(doc)); err != nil {
 			t.Errorf("%s: %v", doc, err)
 		}
 	}
@@ -61,7 +62,7 @@ func TestCompileSchemaRefusals(t *testing.T) {
 		`{`,
 		``,
 	} {
-		_, err := theeye.CompileSchema([]byte(doc))
+		_, err := verdict.CompileSchema([]byte(doc))
 		if theeye.ErrorCode(err) != theeye.EInvalidRequest {
 			t.Errorf("%s: %v, want an invalid_request error", doc, err)
 		}
@@ -81,7 +82,7 @@ func FuzzCompileSchema(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, raw []byte) {
-		s, err := theeye.CompileSchema(raw)
+		s, err := verdict.CompileSchema(raw)
 		if err != nil {
 			if theeye.ErrorCode(err) != theeye.EInvalidRequest {
 				t.Fatalf("error %v has code %s", err, theeye.ErrorCode(err))
