@@ -281,13 +281,21 @@ func (s *Server) Serve(ln net.Listener) error {
 }
 
 // Shutdown stops accepting connections and waits for requests in flight;
-// those still running when ctx ends have their connections closed.
+// those still running when ctx ends (a client that stopped reading an
+// export, say) have their connections closed: the node stops anyway.
 func (s *Server) Shutdown(ctx context.Context) error {
-	if err := s.http.Shutdown(ctx); err != nil {
-		s.http.Close()
-		return fmt.Errorf("shut down http: %w", err)
+	err := s.http.Shutdown(ctx)
+	if err == nil {
+		return nil
 	}
-	return nil
+	if ctx.Err() != nil {
+		s.logger.Warn("requests still running at the shutdown deadline; closing their connections", "err", err)
+		if cerr := s.http.Close(); cerr != nil {
+			return fmt.Errorf("close http: %w", cerr)
+		}
+		return nil
+	}
+	return fmt.Errorf("shut down http: %w", err)
 }
 
 // caller is who a request comes from, as proven: a client's key, or a

@@ -3,6 +3,7 @@ package client
 import (
 	"cmp"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -83,9 +84,13 @@ type Config struct {
 	RequestTimeout time.Duration
 
 	// HTTPClient sends the requests; nil means a client of its own with a
-	// transport cloned from http.DefaultTransport. Its Timeout should be
-	// zero: RequestTimeout bounds each attempt.
+	// transport cloned from http.DefaultTransport (and TLS). Its Timeout
+	// should be zero: RequestTimeout bounds each attempt.
 	HTTPClient *http.Client
+	// TLS configures HTTPS for the client's own transport (nil: the
+	// system's roots), e.g. RootCAs with the CA of a cluster run with
+	// --tls-ca. Ignored with HTTPClient.
+	TLS *tls.Config
 	// UserAgent is sent on every request.
 	UserAgent string
 	// Logger receives retries (debug), failovers (info) and failed batches
@@ -259,6 +264,9 @@ func New(cfg Config) (*Client, error) {
 		tr := http.DefaultTransport.(*http.Transport).Clone()
 		tr.MaxIdleConnsPerHost = cfg.MaxInFlight + 4
 		tr.DialContext = (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext
+		if cfg.TLS != nil {
+			tr.TLSClientConfig = cfg.TLS.Clone()
+		}
 		c.http = &http.Client{Transport: tr}
 		c.ownHTTP = true
 	}

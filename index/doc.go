@@ -45,11 +45,11 @@
 // # Indexing
 //
 // The indexer reads up to Config.BatchSize events past its cursor from the
-// Source, judges each with theeye.ParseEvent against the envelope's
-// received_at (never the wall clock: invariant 3), then with Config.Checker
-// (Schemas: the JSON Schema version in force at the event's seq, chosen by
-// the version's EffectiveSeq, so the verdict does not depend on when the
-// indexer runs), drops (app, id) retries in log order (invariant 7; the
+// Source, judges each with verdict.Judge by the rules in force at its seq
+// (the cluster config's policy against the envelope's received_at, never
+// the wall clock, and the JSON Schema version of its type, both chosen by
+// the versions' EffectiveSeq, so the verdict does not depend on when the
+// indexer runs: invariants 3 and 10), drops (app, id) retries in log order (invariant 7; the
 // same id with another raw payload is a duplicate_id_conflict error), and
 // writes the keys, the new
 // cursor (m "cursor") and the counters in one Pebble batch committed
@@ -64,8 +64,8 @@
 // its Raft index, the ID, and the log's last seq, AtSeq). The indexer
 // stops its batches at AtSeq, and when its cursor is exactly AtSeq runs
 // the request in a batch of its own: it judges the matching x records
-// again (events read back from the Source) against the schema versions
-// registered before the request's ID, turns those that pass into events
+// again (events read back from the Source) by the rules (schemas and
+// cluster config) registered before the request's ID, turns those that pass into events
 // (s, c, n, t; x deleted), rewrites the reasons of those that still
 // fail, and writes r/<id>, m "revalidated" and the totals in the same
 // batch. The indexer reads Source.LastSeq before the requests, so it never

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/theeye/theeye/cmd/theeye/theeyetest"
 )
 
 // The brief's three examples, with the session id left to fill in.
@@ -397,5 +399,42 @@ func TestTail(t *testing.T) {
 	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
 	if len(lines) != 4 {
 		t.Errorf("%d rows, want a header and each event once:\n%s", len(lines), r.stdout)
+	}
+}
+
+// TestTLSServer: against a node serving HTTPS with a private CA, eyectl
+// trusts it with --ca (or THEEYE_CA) and refuses it without.
+func TestTLSServer(t *testing.T) {
+	caFile, certFile, keyFile, _, err := theeyetest.WritePKI(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := &theeyetest.Node{Bin: theeyeBin, DataDir: t.TempDir(), AdminKey: adminKey, HTTPS: true,
+		Extra: []string{"--tls-cert", certFile, "--tls-key", keyFile, "--tls-ca", caFile}}
+	t.Cleanup(n.Kill9)
+	if err := n.StartNoWait(); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.WaitListening(60 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	runWith := func(env map[string]string, args ...string) result {
+		var stdout syncBuffer
+		var stderr bytes.Buffer
+		code := run(t.Context(), args, strings.NewReader(""), &stdout, &stderr, func(k string) string { return env[k] })
+		return result{code: code, stdout: stdout.String(), stderr: stderr.String()}
+	}
+	env := map[string]string{"THEEYE_SERVER": n.URL, "THEEYE_KEY": adminKey}
+	waitFor(t, 30*time.Second, "eyectl --ca over https", func() error {
+		if r := runWith(env, "--retries", "0", "--ca", caFile, "cluster", "status", "-o", "json"); r.code != 0 {
+			return fmt.Errorf("exit %d: %s", r.code, r.stderr)
+		}
+		return nil
+	})
+	env["THEEYE_CA"] = caFile
+	runWith(env, "--retries", "0", "apps", "list").require(t, 0)
+	delete(env, "THEEYE_CA")
+	if r := runWith(env, "--retries", "0", "apps", "list"); r.code != exitUnreachable || !strings.Contains(r.stderr, "certificate") {
+		t.Fatalf("without --ca: exit %d %s, want a certificate error", r.code, r.stderr)
 	}
 }

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -39,6 +41,7 @@ type cli struct {
 	key     string
 	output  string
 	retries int
+	ca      string // PEM file of the CA that signed the server's certificate
 }
 
 // run executes eyectl with args and returns the exit code; errors are
@@ -93,6 +96,7 @@ Exit codes:
 	f.StringVarP(&c.key, "key", "k", "", "API key (env THEEYE_KEY)")
 	f.StringVarP(&c.output, "output", "o", "", "output format: table, json or ndjson (default: table on a terminal, ndjson otherwise)")
 	f.IntVar(&c.retries, "retries", 2, "how many times a failed request is retried (network errors, 429, 503)")
+	f.StringVar(&c.ca, "ca", "", "PEM file of the CA that signed the server's certificate, for https:// servers run with --tls-ca (env THEEYE_CA)")
 	root.AddCommand(c.sendCommand(), c.eventsCommand(), c.errorsCommand(), c.tailCommand(),
 		c.appsCommand(), c.keysCommand(), c.schemasCommand(), c.clusterCommand())
 	return root
@@ -112,6 +116,9 @@ func (c *cli) applyEnv(cmd *cobra.Command) error {
 	}
 	if !flags.Changed("key") {
 		c.key = c.getenv("THEEYE_KEY")
+	}
+	if !flags.Changed("ca") {
+		c.ca = c.getenv("THEEYE_CA")
 	}
 	switch c.output {
 	case "", "table", "json", "ndjson":
@@ -145,6 +152,17 @@ func (c *cli) newClient(tune func(*client.Config)) (*client.Client, error) {
 	}
 	if c.retries == 0 {
 		cfg.MaxRetries = -1
+	}
+	if c.ca != "" {
+		pem, err := os.ReadFile(c.ca)
+		if err != nil {
+			return nil, usageErrf("--ca: %v", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, usageErrf("--ca %s holds no PEM certificate", c.ca)
+		}
+		cfg.TLS = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 	}
 	if tune != nil {
 		tune(&cfg)

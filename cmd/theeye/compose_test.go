@@ -122,3 +122,30 @@ func TestComposeCluster(t *testing.T) {
 		t.Fatalf("n3 lacks seq %d after reconnecting: %+v", acked, pg.Events)
 	}
 }
+
+// TestComposeNeedsKeys: the compose file refuses to start a cluster whose
+// admin or cluster key is not set, rather than fall back on well-known ones.
+func TestComposeNeedsKeys(t *testing.T) {
+	if _, err := exec.LookPath("docker-compose"); err != nil {
+		t.Skip("docker-compose is not installed")
+	}
+	for _, missing := range []string{"THEEYE_ADMIN_KEY", "THEEYE_CLUSTER_KEY"} {
+		var env []string
+		for _, kv := range os.Environ() {
+			if !strings.HasPrefix(kv, "THEEYE_") {
+				env = append(env, kv)
+			}
+		}
+		for _, k := range []string{"THEEYE_ADMIN_KEY", "THEEYE_CLUSTER_KEY"} {
+			if k != missing {
+				env = append(env, k+"=set")
+			}
+		}
+		cmd := exec.Command("docker-compose", "-f", "../../deploy/docker-compose.yml", "config")
+		cmd.Env = env
+		out, err := cmd.CombinedOutput()
+		if err == nil || !strings.Contains(string(out), "set "+missing) {
+			t.Errorf("docker-compose config without %s: %v\n%s", missing, err, out)
+		}
+	}
+}

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"io"
 	"net/http"
@@ -101,7 +103,7 @@ func newVersionCommand() *cobra.Command {
 // newHealthCommand checks a node's /readyz: the container healthcheck of
 // deploy/ (a FROM scratch image has no curl).
 func newHealthCommand() *cobra.Command {
-	url := "http://127.0.0.1:8080"
+	url, ca := "http://127.0.0.1:8080", ""
 	cmd := &cobra.Command{
 		Use:   "health",
 		Short: "Exit 0 when the node at --url is ready (GET /readyz), 1 otherwise",
@@ -113,7 +115,19 @@ func newHealthCommand() *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("health: %w", err)
 			}
-			resp, err := http.DefaultClient.Do(req)
+			client := &http.Client{}
+			if ca != "" {
+				pem, err := os.ReadFile(ca)
+				if err != nil {
+					return fmt.Errorf("health: --ca: %w", err)
+				}
+				pool := x509.NewCertPool()
+				if !pool.AppendCertsFromPEM(pem) {
+					return fmt.Errorf("health: --ca %s holds no PEM certificate", ca)
+				}
+				client.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}
+			}
+			resp, err := client.Do(req)
 			if err != nil {
 				return fmt.Errorf("health: %w", err)
 			}
@@ -126,7 +140,8 @@ func newHealthCommand() *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&url, "url", url, "the node's HTTP address")
+	cmd.Flags().StringVar(&url, "url", url, "the node's HTTP address (https:// for a node run with --tls-cert)")
+	cmd.Flags().StringVar(&ca, "ca", "", "PEM file of the CA that signed the node's certificate (for https://)")
 	return cmd
 }
 

@@ -1,11 +1,14 @@
 package main
 
 import (
+	"bufio"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -387,5 +390,91 @@ func TestConfigIsClusterState(t *testing.T) {
 	n1.call("GET", "/v1/config", testAdminKey, "", nil, 200, &cfg)
 	if cfg["max_clock_skew"] != "1h0m0s" || cfg["unknown_types"] != "accept" {
 		t.Fatalf("after a restart with other flags: %v", cfg)
+	}
+}
+
+// TestStalledExportHoldsNothing: an NDJSON export whose reader stops
+// reading holds no lock and no iterator. Ingest, indexing and other queries
+// go on around it, and SIGTERM still stops the node cleanly, within its
+// shutdown deadline.
+func TestStalledExportHoldsNothing(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow")
+	}
+	p := startNode(t, t.TempDir())
+	key := p.createApp("shop")
+	var batch strings.Builder
+	var last ack
+	for i := range 60 { // 60,000 events, ~25 MB rendered: far more than the socket buffers hold
+		batch.Reset()
+		batch.WriteByte('[')
+		for j := range 1000 {
+			if j > 0 {
+				batch.WriteByte(',')
+			}
+			fmt.Fprintf(&batch, `{"session_id":"s%d","category":"page interaction","name":"pageview","data":{"path":"/p/%d","pad":"%s"},"timestamp":"2021-01-01T09:00:00Z"}`,
+				i, j, strings.Repeat("x", 200))
+		}
+		batch.WriteByte(']')
+		last = p.post(key, "application/json", []byte(batch.String()))
+	}
+	p.get(fmt.Sprintf("/v1/events?limit=1&min_seq=%d&wait=60s", last.Seq))
+
+	// The export: headers read, then nothing.
+	conn, err := net.Dial("tcp", strings.TrimPrefix(p.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "GET /v1/events?category=page+interaction HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nAccept: application/x-ndjson\r\n\r\n", testAdminKey)
+	conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("export: %v %v", resp, err)
+	}
+
+	// Around the stalled reader: a new event is indexed and queryable, and
+	// a page of the same category is served.
+	a := p.post(key, "application/json", []byte(exPageview))
+	if pg := p.get(fmt.Sprintf("/v1/sessions/%s/events?min_seq=%d&wait=30s", exSession, a.Seq)); len(pg.Events) != 1 {
+		t.Fatalf("the new event while an export stalls: %+v", pg.Events)
+	}
+	if pg := p.get("/v1/events?category=page+interaction&limit=10"); len(pg.Events) != 10 {
+		t.Fatalf("a page while an export stalls: %d events", len(pg.Events))
+	}
+
+	start := time.Now()
+	if err := p.Node.Stop(25 * time.Second); err != nil {
+		t.Fatalf("SIGTERM with a stalled export: %v", err)
+	}
+	t.Logf("stopped %s after SIGTERM with an export stalled", time.Since(start).Round(time.Millisecond))
+}
+
+// TestSecretsStayInside: the keys given on the command line appear in no
+// answer of the node, on the API's port or the profiler's, nor in its log.
+func TestSecretsStayInside(t *testing.T) {
+	const adminKey, clusterKey = "eye_admin_secret_do_not_show", "cluster_secret_do_not_show"
+	p := newProc(t, t.TempDir(), "--cluster-key", clusterKey, "--pprof", "127.0.0.1:0")
+	p.AdminKey = adminKey
+	t.Cleanup(p.kill9)
+	p.start()
+	m := regexp.MustCompile(`msg="pprof listening" addr=(\S+)`).FindStringSubmatch(p.Out.String())
+	if m == nil {
+		t.Fatalf("no pprof line:\n%s", p.Out.String())
+	}
+	st, cmdline, _ := do(t, "GET", "http://"+m[1]+"/debug/pprof/cmdline", "", "", nil)
+	if st != 200 || !strings.Contains(string(cmdline), "--admin-key\x00[redacted]") || !strings.Contains(string(cmdline), "--cluster-key\x00[redacted]") {
+		t.Fatalf("cmdline: %d %q", st, cmdline)
+	}
+	var seen []string
+	for _, path := range []string{"/status", "/metrics", "/openapi.json", "/", "/healthz", "/readyz", "/v1/cluster", "/v1/keys", "/v1/config"} {
+		_, b, _ := do(t, "GET", p.URL+path, adminKey, "", nil)
+		seen = append(seen, string(b))
+	}
+	seen = append(seen, string(cmdline), p.Out.String())
+	for i, s := range seen {
+		if strings.Contains(s, adminKey) || strings.Contains(s, clusterKey) {
+			t.Errorf("answer %d holds a key:\n%.2000s", i, s)
+		}
 	}
 }

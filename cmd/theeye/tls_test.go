@@ -1,63 +1,25 @@
 package main
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
-	"math/big"
-	"net"
 	"net/http"
-	"os"
-	"path/filepath"
+	"os/exec"
 	"strings"
 	"testing"
-	"time"
+
+	"github.com/theeye/theeye/cmd/theeye/theeyetest"
 )
 
 // writeTestPKI writes a CA and one certificate (for 127.0.0.1) it signed,
 // as --tls-ca, --tls-cert and --tls-key files.
 func writeTestPKI(t *testing.T) (caFile, certFile, keyFile string, pool *x509.CertPool) {
 	t.Helper()
-	dir := t.TempDir()
-	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	caTmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "theeye test CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		IsCA: true, KeyUsage: x509.KeyUsageCertSign, BasicConstraintsValid: true,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	caFile, certFile, keyFile, pool, err := theeyetest.WritePKI(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	ca, _ := x509.ParseCertificate(caDER)
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "theeye node"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
-		KeyUsage:    x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, _ := x509.MarshalECPrivateKey(key)
-	caFile, certFile, keyFile = filepath.Join(dir, "ca.pem"), filepath.Join(dir, "node.pem"), filepath.Join(dir, "node.key")
-	for f, b := range map[string]*pem.Block{
-		caFile: {Type: "CERTIFICATE", Bytes: caDER}, certFile: {Type: "CERTIFICATE", Bytes: der}, keyFile: {Type: "EC PRIVATE KEY", Bytes: keyDER},
-	} {
-		if err := os.WriteFile(f, pem.EncodeToMemory(b), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	pool = x509.NewCertPool()
-	pool.AddCert(ca)
 	return caFile, certFile, keyFile, pool
 }
 
@@ -96,6 +58,21 @@ func TestTLSCluster(t *testing.T) {
 		if pg := p.get(fmt.Sprintf("/v1/sessions/%s/events?min_seq=%d", exSession, a.Seq)); len(pg.Events) != 1 {
 			t.Fatalf("%s: %d events", p.URL, len(pg.Events))
 		}
+	}
+	// The healthcheck verifies the node with --ca, and refuses it without.
+	health := func(args ...string) error {
+		cmd := exec.Command(theeyeBin, append([]string{"health", "--url", c.nodes[0].URL}, args...)...)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("%w: %s", err, out)
+		}
+		return nil
+	}
+	if err := health("--ca", caFile); err != nil {
+		t.Fatalf("theeye health --ca: %v", err)
+	}
+	if err := health(); err == nil {
+		t.Fatal("theeye health trusted the node without --ca")
 	}
 	plain := "http://" + strings.TrimPrefix(c.nodes[0].URL, "https://")
 	if resp, err := oldClient.Get(plain + "/healthz"); err == nil {
