@@ -478,3 +478,42 @@ func TestSecretsStayInside(t *testing.T) {
 		}
 	}
 }
+
+// TestKeyWithoutAppIsNotAnApp: a key bound to no app, even one named like
+// an app, stamps its own "key:<id>" on its events; it neither writes as
+// the app nor uses up the app's idempotency ids.
+func TestKeyWithoutAppIsNotAnApp(t *testing.T) {
+	p := startNode(t, t.TempDir())
+	shop := p.createApp("shop")
+	var k struct {
+		ID     string `json:"id"`
+		Secret string `json:"secret"`
+	}
+	p.call("POST", "/v1/keys", testAdminKey, "application/json", []byte(`{"name":"shop","scopes":["ingest"]}`), 201, &k)
+	withID := func(id, path string) []byte {
+		return []byte(fmt.Sprintf(`{"id":%q,"session_id":"s-app","category":"page interaction","name":"pageview","data":{"path":%q},"timestamp":"2021-01-01T09:00:00Z"}`, id, path))
+	}
+	p.post(shop, "application/json", withID("e1", "/from-the-app"))
+	a := p.post(k.Secret, "application/json", withID("e1", "/from-the-key"))
+	pg := p.get(fmt.Sprintf("/v1/sessions/s-app/events?min_seq=%d", a.Seq))
+	if len(pg.Events) != 2 {
+		t.Fatalf("events %+v, want both: the key's id e1 is not the app's", pg.Events)
+	}
+	apps := map[string]string{}
+	for _, e := range pg.Events {
+		apps[string(e.Data)] = e.App
+	}
+	if apps[`{"path":"/from-the-app"}`] != "shop" || apps[`{"path":"/from-the-key"}`] != "key:"+k.ID {
+		t.Fatalf("apps stamped %v, want shop and key:%s", apps, k.ID)
+	}
+	if got := p.get("/v1/events?app=shop"); len(got.Events) != 1 {
+		t.Fatalf("app=shop: %d events, want the app's one", len(got.Events))
+	}
+	var errs struct {
+		Errors []json.RawMessage `json:"errors"`
+	}
+	p.call("GET", "/v1/errors", testAdminKey, "", nil, 200, &errs)
+	if len(errs.Errors) != 0 {
+		t.Fatalf("errors %s: the ids collided", errs.Errors)
+	}
+}
