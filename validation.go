@@ -55,7 +55,8 @@ func ParseEvent(raw []byte, receivedAt time.Time, p Policy) (Event, []Reason) {
 	var ev Event
 	var reasons []Reason
 	if !json.Valid(raw) {
-		return ev, []Reason{{Code: ReasonInvalidJSON, Field: "", Message: "event is not JSON: " + invalidJSONMessage(raw)}}
+		_, msg := JSONSyntaxError(raw)
+		return ev, []Reason{{Code: ReasonInvalidJSON, Field: "", Message: "event is not JSON: " + msg}}
 	}
 	it, ok := newObjectIter(raw)
 	if !ok {
@@ -171,14 +172,6 @@ func setField(fields []Field, f Field) []Field {
 		}
 	}
 	return append(fields, f)
-}
-
-func invalidJSONMessage(raw []byte) string {
-	var v json.RawMessage
-	if err := json.Unmarshal(raw, &v); err != nil {
-		return err.Error()
-	}
-	return "invalid JSON"
 }
 
 func jsonString(v []byte) (string, bool) {

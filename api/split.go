@@ -3,7 +3,6 @@ package api
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"unicode/utf8"
 
 	"github.com/theeye/theeye"
@@ -21,8 +20,8 @@ func splitJSON(body []byte, lim splitLimits) ([][]byte, error) {
 		return nil, theeye.Errorf(theeye.EEmptyBatch, "the body is empty: send an event object, an array of events, or NDJSON")
 	}
 	if !json.Valid(body) {
-		off := syntaxOffset(body)
-		return nil, theeye.Errorf(theeye.EInvalidJSON, "the body is not valid JSON: %s (at byte offset %d)", syntaxMessage(body), off).
+		off, msg := theeye.JSONSyntaxError(body)
+		return nil, theeye.Errorf(theeye.EInvalidJSON, "the body is not valid JSON: %s (at byte offset %d)", msg, off).
 			WithDetail("offset", off)
 	}
 	if off, ok := validUTF8(body); !ok {
@@ -85,8 +84,8 @@ func splitNDJSON(body []byte, lim splitLimits) ([][]byte, error) {
 			continue
 		}
 		if !json.Valid(l) {
-			off := syntaxOffset(l)
-			return nil, theeye.Errorf(theeye.EInvalidJSON, "line %d is not valid JSON: %s (at byte offset %d of the line)", line, syntaxMessage(l), off).
+			off, msg := theeye.JSONSyntaxError(l)
+			return nil, theeye.Errorf(theeye.EInvalidJSON, "line %d is not valid JSON: %s (at byte offset %d of the line)", line, msg, off).
 				WithDetail("line", line).WithDetail("offset", off)
 		}
 		if off, ok := validUTF8(l); !ok {
@@ -146,24 +145,4 @@ func validUTF8(b []byte) (int, bool) {
 		i += n
 	}
 	return len(b), false
-}
-
-func syntaxOffset(b []byte) int64 {
-	var raw json.RawMessage
-	err := json.Unmarshal(b, &raw)
-	var se *json.SyntaxError
-	if errors.As(err, &se) {
-		// encoding/json counts the bytes read, the bad one included;
-		// report the 0-based position of the bad byte.
-		return max(se.Offset-1, 0)
-	}
-	return int64(len(b))
-}
-
-func syntaxMessage(b []byte) string {
-	var raw json.RawMessage
-	if err := json.Unmarshal(b, &raw); err != nil {
-		return err.Error()
-	}
-	return "invalid JSON"
 }

@@ -1,12 +1,10 @@
 package index
 
 import (
-	"context"
-	"fmt"
-	"log/slog"
-
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
+
+	"github.com/theeye/theeye"
 )
 
 // pebbleOptions returns the options of CALIBRATION.md section 3 (64 MiB
@@ -27,7 +25,7 @@ func pebbleOptions(cfg *Config, cache *pebble.Cache) *pebble.Options {
 		L0StopWritesThreshold:       24,
 		CompactionConcurrencyRange:  func() (int, int) { return 1, 2 },
 		FormatMajorVersion:          pebble.FormatNewest,
-		Logger:                      pebbleLogger{cfg.Logger},
+		Logger:                      theeye.PrintfLogger{L: cfg.Logger},
 		FS:                          cfg.FS,
 	}
 	opts.Levels[0].FilterPolicy = bloom.FilterPolicy(10)
@@ -44,26 +42,3 @@ func pebbleOptions(cfg *Config, cache *pebble.Cache) *pebble.Options {
 
 // bottomBlockSize is the data block size of the two bottom levels.
 const bottomBlockSize = 16 << 10
-
-// pebbleLogger adapts slog to pebble.Logger. Pebble's informational chatter
-// (flushes, compactions, WAL recycling) goes to Debug so that it stays quiet.
-type pebbleLogger struct{ l *slog.Logger }
-
-func (p pebbleLogger) Infof(format string, args ...any) {
-	if p.l.Enabled(context.Background(), slog.LevelDebug) {
-		p.l.Debug(fmt.Sprintf(format, args...))
-	}
-}
-
-func (p pebbleLogger) Errorf(format string, args ...any) {
-	p.l.Error(fmt.Sprintf(format, args...))
-}
-
-// Fatalf is called by Pebble for states it cannot continue from, and Pebble
-// expects it not to return. A library must not exit the process, so it
-// logs and panics.
-func (p pebbleLogger) Fatalf(format string, args ...any) {
-	msg := fmt.Sprintf(format, args...)
-	p.l.Error(msg, "fatal", true)
-	panic("pebble: " + msg)
-}

@@ -3,7 +3,6 @@ package log
 import (
 	"encoding/binary"
 	"fmt"
-	"math/bits"
 
 	"github.com/theeye/theeye"
 )
@@ -28,11 +27,11 @@ func AppendEnvelope(dst []byte, e *theeye.Envelope) []byte {
 // callers that bound batches by bytes.
 func EnvelopeSize(e *theeye.Envelope) int {
 	n := bodySize(e)
-	return uvarintLen(uint64(n)) + n
+	return theeye.UvarintLen(uint64(n)) + n
 }
 
 func bodySize(e *theeye.Envelope) int {
-	return varintLen(e.ReceivedAt) + uvarintLen(uint64(len(e.App))) + len(e.App) + idSize + len(e.Raw)
+	return theeye.VarintLen(e.ReceivedAt) + theeye.UvarintLen(uint64(len(e.App))) + len(e.App) + idSize + len(e.Raw)
 }
 
 // DecodeEnvelope decodes the first envelope of b. e.App is a new string;
@@ -53,12 +52,12 @@ func decodeEnvelope(b []byte, e *theeye.Envelope, apps *appCache) (int, error) {
 		return 0, err
 	}
 	at, k := binary.Varint(body)
-	if k <= 0 || k != varintLen(at) {
+	if k <= 0 || k != theeye.VarintLen(at) {
 		return 0, fmt.Errorf("decode envelope: received_at: %w", ErrCorrupt)
 	}
 	body = body[k:]
 	appLen, k := binary.Uvarint(body)
-	if k <= 0 || k != uvarintLen(appLen) || appLen > uint64(len(body)-k) {
+	if k <= 0 || k != theeye.UvarintLen(appLen) || appLen > uint64(len(body)-k) {
 		return 0, fmt.Errorf("decode envelope: app: %w", ErrCorrupt)
 	}
 	body = body[k:]
@@ -83,7 +82,7 @@ func decodeEnvelope(b []byte, e *theeye.Envelope, apps *appCache) (int, error) {
 // returns the body and the bytes the whole envelope occupies.
 func envelopeBody(b []byte) (body []byte, n int, err error) {
 	size, k := binary.Uvarint(b)
-	if k <= 0 || k != uvarintLen(size) {
+	if k <= 0 || k != theeye.UvarintLen(size) {
 		return nil, 0, fmt.Errorf("decode envelope: length: %w", ErrCorrupt)
 	}
 	if size > uint64(len(b)-k) {
@@ -91,18 +90,6 @@ func envelopeBody(b []byte) (body []byte, n int, err error) {
 	}
 	end := k + int(size)
 	return b[k:end:end], end, nil
-}
-
-// uvarintLen returns len(binary.AppendUvarint(nil, x)).
-func uvarintLen(x uint64) int { return (bits.Len64(x|1) + 6) / 7 }
-
-// varintLen returns len(binary.AppendVarint(nil, x)).
-func varintLen(x int64) int {
-	ux := uint64(x) << 1
-	if x < 0 {
-		ux = ^ux
-	}
-	return uvarintLen(ux)
 }
 
 // appCache interns the few app names a reader meets: events of a handful of

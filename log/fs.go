@@ -17,9 +17,9 @@ import (
 // account disk writes by category.
 const writeCategory vfs.DiskWriteCategory = "theeye-log"
 
-// syncDir fsyncs a directory so that files created, renamed or removed in it
+// SyncDir fsyncs a directory so that files created, renamed or removed in it
 // survive a crash.
-func syncDir(fs vfs.FS, dir string) error {
+func SyncDir(fs vfs.FS, dir string) error {
 	d, err := fs.OpenDir(dir)
 	if err != nil {
 		return fmt.Errorf("open dir %s: %w", dir, err)
@@ -31,10 +31,11 @@ func syncDir(fs vfs.FS, dir string) error {
 	return d.Close()
 }
 
-// writeFileAtomic replaces dir/name with data: write name.tmp, fsync it,
+// WriteFileAtomic replaces dir/name with data: write name.tmp, fsync it,
 // rename it over name, fsync dir. After a crash the file holds either the
-// old or the new contents; a leftover .tmp is removed by Open.
-func writeFileAtomic(fs vfs.FS, dir, name string, data []byte) error {
+// old or the new contents (a leftover .tmp in log/ is removed by Open).
+// The server's other small state files (raftnode's state.json) use it too.
+func WriteFileAtomic(fs vfs.FS, dir, name string, data []byte) error {
 	path := fs.PathJoin(dir, name)
 	tmp := path + tmpSuffix
 	f, err := fs.Create(tmp, writeCategory)
@@ -55,7 +56,7 @@ func writeFileAtomic(fs vfs.FS, dir, name string, data []byte) error {
 	if err := fs.Rename(tmp, path); err != nil {
 		return fmt.Errorf("rename %s: %w", tmp, err)
 	}
-	return syncDir(fs, dir)
+	return SyncDir(fs, dir)
 }
 
 // copyPrefix writes the first n bytes of src to a new file dst and fsyncs

@@ -160,7 +160,7 @@ func Open(dir string, cfg Config) (*Log, error) {
 		if err := fs.MkdirAll(dir, 0o755); err != nil {
 			return nil, fmt.Errorf("open log %s: %w", dir, err)
 		}
-		if err := syncDir(fs, fs.PathDir(dir)); err != nil {
+		if err := SyncDir(fs, fs.PathDir(dir)); err != nil {
 			return nil, fmt.Errorf("open log %s: %w", dir, err)
 		}
 	}
@@ -271,7 +271,7 @@ func (l *Log) createSegment(first uint64) (*segment, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create segment %s: %w", name, err)
 	}
-	if err := syncDir(l.fs, l.dir); err != nil {
+	if err := SyncDir(l.fs, l.dir); err != nil {
 		_ = f.Close()
 		return nil, fmt.Errorf("create segment %s: %w", name, err)
 	}

@@ -117,7 +117,7 @@ func (l *Log) readMark() (syncPoint, error) {
 }
 
 func (l *Log) writeMark(p syncPoint) error {
-	if err := writeFileAtomic(l.fs, l.dir, markName, encodeMark(p)); err != nil {
+	if err := WriteFileAtomic(l.fs, l.dir, markName, encodeMark(p)); err != nil {
 		return fmt.Errorf("write sync mark: %w", err)
 	}
 	return nil
@@ -262,7 +262,7 @@ func (l *Log) truncateTail(seg *segment, off, size, mark int64, reason string, c
 	if err := l.fs.Rename(tmp, path); err != nil {
 		return fmt.Errorf("truncate segment %s: rename: %w", seg.name, err)
 	}
-	if err := syncDir(l.fs, l.dir); err != nil {
+	if err := SyncDir(l.fs, l.dir); err != nil {
 		return fmt.Errorf("truncate segment %s: %w", seg.name, err)
 	}
 	f, err := l.fs.OpenReadWrite(path, writeCategory)

@@ -12,7 +12,10 @@ import (
 	"slices"
 	"sync"
 
+	"github.com/cockroachdb/pebble/v2/vfs"
+
 	"github.com/theeye/theeye"
+	"github.com/theeye/theeye/log"
 	"github.com/theeye/theeye/verdict"
 )
 
@@ -269,7 +272,7 @@ func (ss *stateStore) save(st *State) error {
 	if err != nil {
 		return fmt.Errorf("encode state: %w", err)
 	}
-	if err := writeFileAtomic(ss.path, b); err != nil {
+	if err := log.WriteFileAtomic(vfs.Default, filepath.Dir(ss.path), filepath.Base(ss.path), b); err != nil {
 		return err
 	}
 	ss.set(st)
@@ -299,41 +302,4 @@ func (ss *stateStore) keys() []theeye.Key {
 	out := slices.Collect(maps.Values(st.Keys))
 	slices.SortFunc(out, func(a, b theeye.Key) int { return cmp.Compare(a.ID, b.ID) })
 	return out
-}
-
-// writeFileAtomic replaces path with b: write a temp file, fsync it, rename
-// it over path, fsync the directory.
-func writeFileAtomic(path string, b []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return fmt.Errorf("create %s: %w", tmp, err)
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return fmt.Errorf("write %s: %w", tmp, err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("fsync %s: %w", tmp, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("close %s: %w", tmp, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("rename %s: %w", tmp, err)
-	}
-	return syncDir(filepath.Dir(path))
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("open dir %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("fsync dir %s: %w", dir, err)
-	}
-	return nil
 }
