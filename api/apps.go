@@ -15,7 +15,6 @@ import (
 	"github.com/julienschmidt/httprouter"
 
 	"github.com/theeye/theeye"
-	"github.com/theeye/theeye/raftnode"
 )
 
 // Names of apps and keys: what fits in a URL path segment and a log line.
@@ -85,7 +84,7 @@ func (s *Server) handleCreateApp(w http.ResponseWriter, r *http.Request, _ httpr
 	now := s.cfg.Now().UTC()
 	app := theeye.App{ID: req.Name, Name: req.Name, CreatedAt: now}
 	key, secret := newKey(req.Name, req.Name, []theeye.Scope{theeye.ScopeIngest}, now)
-	if err := s.cfg.Node.ApplyConfig(r.Context(), &raftnode.Command{Op: raftnode.OpCreateApp, App: &app, Key: &key}); err != nil {
+	if err := s.cfg.Node.CreateApp(r.Context(), app, key); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
@@ -131,7 +130,7 @@ func (s *Server) handleCreateKey(w http.ResponseWriter, r *http.Request, _ httpr
 	req.Scopes = slices.Compact(req.Scopes)
 	now := s.cfg.Now().UTC()
 	key, secret := newKey(req.Name, req.App, req.Scopes, now)
-	if err := s.cfg.Node.ApplyConfig(r.Context(), &raftnode.Command{Op: raftnode.OpCreateKey, Key: &key}); err != nil {
+	if err := s.cfg.Node.CreateKey(r.Context(), key); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
@@ -149,7 +148,7 @@ func (s *Server) handleListKeys(w http.ResponseWriter, r *http.Request, _ httpro
 
 func (s *Server) handleRevokeKey(w http.ResponseWriter, r *http.Request, ps httprouter.Params, _ *caller) {
 	id := ps.ByName("key_id")
-	if err := s.cfg.Node.ApplyConfig(r.Context(), &raftnode.Command{Op: raftnode.OpRevokeKey, KeyID: id}); err != nil {
+	if err := s.cfg.Node.RevokeKey(r.Context(), id); err != nil {
 		s.writeError(w, r, err)
 		return
 	}

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/theeye/theeye"
-	"github.com/theeye/theeye/raftnode"
 )
 
 // keyNode is a leader that knows one admin key and records what it is
@@ -32,8 +31,8 @@ func (n *keyNode) LookupKey(hash string) (theeye.Key, bool) {
 	}
 	return theeye.Key{ID: "admin", Name: "admin", Scopes: []theeye.Scope{theeye.ScopeAdmin}, Hash: hash}, true
 }
-func (n *keyNode) ApplyConfig(_ context.Context, cmd *raftnode.Command) error {
-	n.applied = append(n.applied, cmd)
+func (n *keyNode) CreateApp(_ context.Context, app theeye.App, _ theeye.Key) error {
+	n.applied = append(n.applied, app)
 	return nil
 }
 

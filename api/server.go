@@ -22,26 +22,39 @@ import (
 	"github.com/theeye/theeye/raftnode"
 )
 
-// Node is what the API needs of the Raft node (raftnode.Node).
+// Node is what the API needs of the Raft node (raftnode.Node satisfies
+// it): typed calls, each one thing the API asks of the cluster; how they
+// travel through Raft is the node's business.
 type Node interface {
+	// Who and where.
 	ID() string
-	Append(ctx context.Context, envs []theeye.Envelope) (uint64, error)
-	LookupKey(hash string) (theeye.Key, bool)
-	Apps() []theeye.App
-	Keys() []theeye.Key
-	ApplyConfig(ctx context.Context, cmd *raftnode.Command) error
 	Leader() (id, httpAddr string)
 	IsLeader() bool
 	AppliedSeq() uint64
 	Stats() (raftnode.Stats, error)
-	AddVoter(ctx context.Context, info raftnode.NodeInfo) error
-	RemoveServer(ctx context.Context, id string) error
-	PutSchema(ctx context.Context, s theeye.Schema) (theeye.Schema, error)
+
+	// Ingest.
+	Append(ctx context.Context, envs []theeye.Envelope) (uint64, error)
+
+	// Apps and keys.
+	LookupKey(hash string) (theeye.Key, bool)
+	Apps() []theeye.App
+	Keys() []theeye.Key
+	CreateApp(ctx context.Context, app theeye.App, key theeye.Key) error
+	CreateKey(ctx context.Context, key theeye.Key) error
+	RevokeKey(ctx context.Context, id string) error
+
+	// Rules: schemas, revalidations, the cluster config.
 	Schemas() []theeye.Schema
 	SchemaVersions(category, name string) []theeye.Schema
+	PutSchema(ctx context.Context, s theeye.Schema) (theeye.Schema, error)
 	Revalidate(ctx context.Context, r theeye.Revalidation) (theeye.Revalidation, error)
 	Config() theeye.ClusterConfig
 	SetConfig(ctx context.Context, p theeye.ConfigPatch) (theeye.ClusterConfig, error)
+
+	// Membership.
+	AddVoter(ctx context.Context, info raftnode.NodeInfo) error
+	RemoveServer(ctx context.Context, id string) error
 }
 
 // Index is what the API needs of the local index (index.Index).

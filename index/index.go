@@ -91,7 +91,7 @@ type Index struct {
 	// committed.
 	revalidated uint64
 	totals      Stats // as committed
-	w           writer
+	state       batchState
 
 	// mu is held for reading by each indexer batch and each query chunk,
 	// and for writing by Close.
@@ -155,7 +155,7 @@ func Open(cfg Config) (*Index, error) {
 		done:   make(chan struct{}),
 		notify: make(chan struct{}),
 	}
-	ix.w.dedupe = make(map[string][]byte)
+	ix.state.dedupe = make(map[string][]byte)
 	if err := ix.loadMeta(); err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("open index %s: %w", cfg.Dir, err)
@@ -259,9 +259,9 @@ func (ix *Index) Close() error {
 	if ix.cfg.Registerer != nil {
 		ix.m.unregister(ix.cfg.Registerer)
 	}
-	if ix.w.batch != nil {
-		_ = ix.w.batch.Close() // empty: reset after each commit
-		ix.w.batch = nil
+	if ix.state.batch != nil {
+		_ = ix.state.batch.Close() // empty: reset after each commit
+		ix.state.batch = nil
 	}
 	if err := ix.db.Close(); err != nil {
 		return fmt.Errorf("close index %s: %w", ix.cfg.Dir, err)

@@ -14,9 +14,11 @@ import (
 	"github.com/theeye/theeye/verdict"
 )
 
-// writer holds the indexer's per-batch state and reused buffers. It is
+// batchState is the indexer's state for the batch in hand (the Pebble
+// batch, the keys staged for it, the dedupe keys it set, what it adds to
+// the totals) and the buffers reused from one batch to the next. It is
 // guarded by Index.writeMu.
-type writer struct {
+type batchState struct {
 	batch  *pebble.Batch     // reused across batches (Reset), so its buffer is not grown again each time
 	staged stagedWrites      // the batch's keys, applied to batch in key order at commit
 	dedupe map[string][]byte // dedupe keys set earlier in the batch in hand -> their value
@@ -34,7 +36,7 @@ type metaValue struct {
 
 // setMeta sets meta keys in b: the cursor and the counters go in the same
 // batch as the keys they account for.
-func (w *writer) setMeta(b *pebble.Batch, ms ...metaValue) error {
+func (w *batchState) setMeta(b *pebble.Batch, ms ...metaValue) error {
 	for _, m := range ms {
 		w.key = appendMetaKey(w.key[:0], m.name)
 		w.val = appendUint64(w.val[:0], m.v)
@@ -162,7 +164,7 @@ func (ix *Index) indexBatch() (n int, advanced bool, err error) {
 	end := from + max // exclusive
 
 	start := time.Now()
-	w := &ix.w
+	w := &ix.state
 	if w.batch == nil {
 		w.batch = ix.db.NewBatch(pebble.WithMaxRetainedSizeBytes(maxRetainedBatch))
 	}
@@ -177,7 +179,7 @@ func (ix *Index) indexBatch() (n int, advanced bool, err error) {
 			return fmt.Errorf("source returned seq %d after %d, outside [%d, %d)", seq, prev, from, end)
 		}
 		prev = seq
-		if err := ix.indexEvent(b, seq, env); err != nil {
+		if err := ix.indexEvent(seq, env); err != nil {
 			return fmt.Errorf("index seq %d: %w", seq, err)
 		}
 		return nil
@@ -231,10 +233,11 @@ func (ix *Index) indexBatch() (n int, advanced bool, err error) {
 	return n, true, nil
 }
 
-// indexEvent validates one event and adds its keys to b: the dedupe key,
-// then either the body and its pointers (valid) or the error record.
-func (ix *Index) indexEvent(b *pebble.Batch, seq uint64, env *theeye.Envelope) error {
-	w := &ix.w
+// indexEvent judges one event and stages its keys for the batch in hand:
+// the dedupe key, then either the body and its pointers (valid) or the
+// error record.
+func (ix *Index) indexEvent(seq uint64, env *theeye.Envelope) error {
+	w := &ix.state
 	ev, reasons := ix.judge.Judge(verdict.AtSeq(seq), env)
 
 	// Invariant 7: an (app, id) already indexed, earlier in this batch or
@@ -268,15 +271,15 @@ func (ix *Index) indexEvent(b *pebble.Batch, seq uint64, env *theeye.Envelope) e
 
 	if len(reasons) > 0 {
 		w.delta.errors++
-		return ix.writeError(b, seq, env, &ev, reasons)
+		return ix.writeError(seq, env, &ev, reasons)
 	}
 	w.delta.events++
-	return ix.writeEvent(b, seq, env, &ev)
+	return ix.writeEvent(seq, env, &ev)
 }
 
-// writeError adds the error record of seq to b and counts its reasons.
-func (ix *Index) writeError(b *pebble.Batch, seq uint64, env *theeye.Envelope, ev *theeye.Event, reasons []theeye.Reason) error {
-	w := &ix.w
+// writeError stages the error record of seq and counts its reasons.
+func (ix *Index) writeError(seq uint64, env *theeye.Envelope, ev *theeye.Event, reasons []theeye.Reason) error {
+	w := &ix.state
 	for _, r := range reasons {
 		i := len(reasonCodes)
 		for j, c := range reasonCodes {
@@ -294,12 +297,12 @@ func (ix *Index) writeError(b *pebble.Batch, seq uint64, env *theeye.Envelope, e
 	return nil
 }
 
-// writeEvent adds the bodies and the pointers of a valid event to b: the
+// writeEvent stages the bodies and the pointers of a valid event: the
 // body under its session key and under its category key (a session or a
 // category query is one range scan), the pointers n and t naming the
 // category copy (n by its own key, t by the category in its value).
-func (ix *Index) writeEvent(b *pebble.Batch, seq uint64, env *theeye.Envelope, ev *theeye.Event) error {
-	w := &ix.w
+func (ix *Index) writeEvent(seq uint64, env *theeye.Envelope, ev *theeye.Event) error {
+	w := &ix.state
 	ts := ev.Timestamp.UnixNano()
 	w.val = appendAppValue(w.val[:0], env.App, "")
 	w.val = appendEvent(w.val, seq, env, ev)
@@ -319,7 +322,7 @@ func (ix *Index) writeEvent(b *pebble.Batch, seq uint64, env *theeye.Envelope, e
 // seen returns the value of dedupe key k when it was set earlier in this
 // batch or is in Pebble, else nil.
 func (ix *Index) seen(k []byte) ([]byte, error) {
-	if v, ok := ix.w.dedupe[string(k)]; ok {
+	if v, ok := ix.state.dedupe[string(k)]; ok {
 		return v, nil
 	}
 	v, closer, err := ix.db.Get(k)

@@ -73,7 +73,7 @@ func (ix *Index) revalidateBatch(rev *theeye.Revalidation) (n int, advanced bool
 		}
 	}
 
-	w := &ix.w
+	w := &ix.state
 	if w.batch == nil {
 		w.batch = ix.db.NewBatch(pebble.WithMaxRetainedSizeBytes(maxRetainedBatch))
 	}
@@ -97,13 +97,13 @@ func (ix *Index) revalidateBatch(rev *theeye.Revalidation) (n int, advanced bool
 			ev, reasons := ix.judge.Judge(verdict.AsOf(rev.ID), env)
 			if len(reasons) > 0 {
 				res.Failing++
-				return ix.writeError(b, seq, env, &ev, reasons)
+				return ix.writeError(seq, env, &ev, reasons)
 			}
 			res.Accepted++
 			if err := b.Delete(t.key, nil); err != nil {
 				return fmt.Errorf("batch delete error record: %w", err)
 			}
-			return ix.writeEvent(b, seq, env, &ev)
+			return ix.writeEvent(seq, env, &ev)
 		})
 		if err != nil {
 			return 0, false, fmt.Errorf("revalidation %d: seq %d: %w", rev.ID, t.seq, err)

@@ -15,7 +15,7 @@ import (
 // (and recorded as unknown) instead of misread.
 //
 //	events: [1][1][codec][uvarint count][payload: envelopes compressed with codec]
-//	config: [1][2][JSON of Command]
+//	config: [1][2][JSON of command]
 const (
 	entryVersion = 1
 
@@ -26,33 +26,33 @@ const (
 // Config operations, replicated through Raft so every node agrees on apps,
 // keys and node addresses.
 const (
-	OpCreateApp = "create_app" // App + its first Key
-	OpCreateKey = "create_key" // Key
-	OpRevokeKey = "revoke_key" // KeyID
-	OpSetNode   = "set_node"   // Node: a member's advertised addresses
-	OpDelNode   = "del_node"   // NodeID
-	// OpPutSchema registers the next version of a schema (Schema: its
+	opCreateApp = "create_app" // App + its first Key
+	opCreateKey = "create_key" // Key
+	opRevokeKey = "revoke_key" // KeyID
+	opSetNode   = "set_node"   // Node: a member's advertised addresses
+	opDelNode   = "del_node"   // NodeID
+	// opPutSchema registers the next version of a schema (Schema: its
 	// category, name, document and created_at; the FSM numbers it and
 	// records its effective seq). A schema that does not compile is refused
 	// in apply too, the same way on every node.
-	OpPutSchema = "put_schema"
-	// OpRevalidate records a revalidation request (Revalidation: its
+	opPutSchema = "put_schema"
+	// opRevalidate records a revalidation request (Revalidation: its
 	// filters and requested_at; the FSM sets its ID and AtSeq).
-	OpRevalidate = "revalidate"
-	// OpSeed is a new cluster's first state, from the flags of the node
+	opRevalidate = "revalidate"
+	// opSeed is a new cluster's first state, from the flags of the node
 	// that bootstrapped it (Key: the admin key of --admin-key; Config: the
 	// first cluster config, over the defaults). It is applied once per
 	// cluster: later seeds are refused, so a node restarted with an old
 	// --admin-key never brings a revoked key back.
-	OpSeed = "seed"
-	// OpSetConfig changes fields of the cluster config (Config: the
+	opSeed = "seed"
+	// opSetConfig changes fields of the cluster config (Config: the
 	// fields to change). The FSM applies the patch to the version in force
 	// and records the new version's position, as for a schema.
-	OpSetConfig = "set_config"
+	opSetConfig = "set_config"
 )
 
-// Command is a replicated configuration change.
-type Command struct {
+// command is a replicated configuration change.
+type command struct {
 	Op     string      `json:"op"`
 	App    *theeye.App `json:"app,omitempty"`
 	Key    *theeye.Key `json:"key,omitempty"`
@@ -93,7 +93,7 @@ func decodeEventsEntry(b []byte) (codec log.Codec, count uint32, payload []byte,
 	return codec, uint32(c), b[3+n:], nil
 }
 
-func encodeConfigEntry(cmd *Command) ([]byte, error) {
+func encodeConfigEntry(cmd *command) ([]byte, error) {
 	js, err := json.Marshal(cmd)
 	if err != nil {
 		return nil, fmt.Errorf("encode %s command: %w", cmd.Op, err)

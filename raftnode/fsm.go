@@ -66,7 +66,7 @@ func (n *Node) fsmApply(l *raft.Log) any {
 		if l.Index <= cur.Index {
 			return applyResult{}
 		}
-		var cmd Command
+		var cmd command
 		if err := json.Unmarshal(b[2:], &cmd); err != nil {
 			n.logger.Error("skipping malformed config entry", "index", l.Index, "err", err)
 			return applyResult{err: theeye.Errorf(theeye.EInvalidRequest, "malformed config entry: %v", err)}
@@ -97,8 +97,11 @@ func (n *Node) fsmApply(l *raft.Log) any {
 // durable before Raft may drop its own copy of them.
 type snapshotMeta struct {
 	// Frames is true in a stream that carries log/ frames after the meta
-	// line (snapshot.go).
+	// line (snapshot.go), FrameFormat the encoding of those frames: 2 is
+	// log.AppendFrame's. A v1 stream (Frames without FrameFormat) is
+	// refused.
 	Frames        bool   `json:"frames"`
+	FrameFormat   int    `json:"frame_format,omitempty"`
 	LastSeq       uint64 `json:"last_seq"`
 	LastRaftIndex uint64 `json:"last_raft_index"`
 	State         *State `json:"state"`
@@ -151,7 +154,10 @@ func (n *Node) fsmRestore(rc io.ReadCloser) error {
 		return fmt.Errorf("decode snapshot: %w", err)
 	}
 	if meta.Frames {
-		if err := n.restoreFrames(br); err != nil {
+		if meta.FrameFormat != snapshotFrameFormat {
+			return fmt.Errorf("restore snapshot: frame format %d, want %d: the leader runs another version of The Eye", meta.FrameFormat, snapshotFrameFormat)
+		}
+		if err := n.restoreFrames(br, meta.LastSeq); err != nil {
 			return err
 		}
 	}

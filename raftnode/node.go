@@ -21,8 +21,8 @@ import (
 	"github.com/theeye/theeye/log"
 )
 
-// Errors returned by Node. Each is also a *theeye.Error-compatible outcome
-// for the API: callers test them with errors.Is.
+// Errors returned by Node; callers test them with errors.Is (the API maps
+// each to a 503).
 var (
 	// ErrNotLeader is returned by writes on a node that is not the leader.
 	ErrNotLeader = errors.New("raftnode: not the leader")
@@ -367,29 +367,47 @@ func (n *Node) Stats() (Stats, error) {
 	return st, nil
 }
 
-// ApplyConfig replicates a configuration change and returns the FSM's
+// applyCommand replicates a configuration change and returns the FSM's
 // verdict (a *theeye.Error for a refused change). Leader only.
-func (n *Node) ApplyConfig(ctx context.Context, cmd *Command) error {
+func (n *Node) applyCommand(ctx context.Context, cmd *command) error {
 	_, err := applyConfig[any](ctx, n, cmd)
 	return err
+}
+
+// CreateApp registers app with its first key (a *theeye.Error with code
+// EConflict when the name or the key id is taken). Leader only.
+func (n *Node) CreateApp(ctx context.Context, app theeye.App, key theeye.Key) error {
+	return n.applyCommand(ctx, &command{Op: opCreateApp, App: &app, Key: &key})
+}
+
+// CreateKey registers key (EConflict for a taken id, ENotFound for an app
+// that does not exist). Leader only.
+func (n *Node) CreateKey(ctx context.Context, key theeye.Key) error {
+	return n.applyCommand(ctx, &command{Op: opCreateKey, Key: &key})
+}
+
+// RevokeKey revokes the key with id (ENotFound when there is none,
+// EConflict for the last admin key). Leader only.
+func (n *Node) RevokeKey(ctx context.Context, id string) error {
+	return n.applyCommand(ctx, &command{Op: opRevokeKey, KeyID: id})
 }
 
 // PutSchema registers the next version of s's category + name and returns
 // it as the FSM numbered it. A schema that does not compile is a
 // *theeye.Error with code EInvalidRequest. Leader only.
 func (n *Node) PutSchema(ctx context.Context, s theeye.Schema) (theeye.Schema, error) {
-	return applyConfig[theeye.Schema](ctx, n, &Command{Op: OpPutSchema, Schema: &s})
+	return applyConfig[theeye.Schema](ctx, n, &command{Op: opPutSchema, Schema: &s})
 }
 
 // Revalidate records a revalidation request and returns it with its ID and
 // AtSeq. Every node's indexer runs it when it reaches AtSeq. Leader only.
 func (n *Node) Revalidate(ctx context.Context, r theeye.Revalidation) (theeye.Revalidation, error) {
-	return applyConfig[theeye.Revalidation](ctx, n, &Command{Op: OpRevalidate, Revalidation: &r})
+	return applyConfig[theeye.Revalidation](ctx, n, &command{Op: opRevalidate, Revalidation: &r})
 }
 
 // applyConfig replicates cmd and returns the value the FSM answered with
 // (the zero T when it answered none).
-func applyConfig[T any](ctx context.Context, n *Node, cmd *Command) (T, error) {
+func applyConfig[T any](ctx context.Context, n *Node, cmd *command) (T, error) {
 	var v T
 	data, err := encodeConfigEntry(cmd)
 	if err != nil {
@@ -439,7 +457,7 @@ func (n *Node) Config() theeye.ClusterConfig { return n.state.get().config() }
 // config as the FSM applied it (a *theeye.Error naming the field for a bad
 // value). Leader only.
 func (n *Node) SetConfig(ctx context.Context, p theeye.ConfigPatch) (theeye.ClusterConfig, error) {
-	return applyConfig[theeye.ClusterConfig](ctx, n, &Command{Op: OpSetConfig, Config: &p})
+	return applyConfig[theeye.ClusterConfig](ctx, n, &command{Op: opSetConfig, Config: &p})
 }
 
 // Revalidations returns the revalidation requests with ID > after, in ID
@@ -506,7 +524,7 @@ func (n *Node) AddVoter(ctx context.Context, info NodeInfo) error {
 	if err := n.raft.AddVoter(raft.ServerID(info.ID), raft.ServerAddress(info.RaftAddr), 0, n.cfg.ApplyTimeout).Error(); err != nil {
 		return raftErr(err)
 	}
-	return n.ApplyConfig(ctx, &Command{Op: OpSetNode, Node: &info})
+	return n.applyCommand(ctx, &command{Op: opSetNode, Node: &info})
 }
 
 // RemoveServer removes a node from the cluster. Leader only.
@@ -517,7 +535,7 @@ func (n *Node) RemoveServer(ctx context.Context, id string) error {
 	if err := n.raft.RemoveServer(raft.ServerID(id), 0, n.cfg.ApplyTimeout).Error(); err != nil {
 		return raftErr(err)
 	}
-	return n.ApplyConfig(ctx, &Command{Op: OpDelNode, NodeID: id})
+	return n.applyCommand(ctx, &command{Op: opDelNode, NodeID: id})
 }
 
 // Snapshot asks Raft for a snapshot now (tests and operators).
@@ -558,22 +576,22 @@ func (n *Node) leaderTasks() error {
 	st := n.state.get()
 	me := NodeInfo{ID: n.cfg.NodeID, RaftAddr: n.raftAddr, HTTPAddr: n.cfg.HTTPAddr}
 	if st.Nodes[me.ID] != me {
-		if err := n.ApplyConfig(ctx, &Command{Op: OpSetNode, Node: &me}); err != nil {
+		if err := n.applyCommand(ctx, &command{Op: opSetNode, Node: &me}); err != nil {
 			n.logger.Warn("recording node address", "err", err)
 			return err
 		}
 	}
 	if n.cfg.Bootstrap && !st.Seeded {
 		// A cluster of v1 registered its admin key without a seed: it is
-		// seeded already (OpSeed keeps an existing key as it is).
+		// seeded already (opSeed keeps an existing key as it is).
 		seed := n.cfg.SeedConfig
-		cmd := &Command{Op: OpSeed, Config: &theeye.ConfigPatch{MaxClockSkew: &seed.MaxClockSkew,
+		cmd := &command{Op: opSeed, Config: &theeye.ConfigPatch{MaxClockSkew: &seed.MaxClockSkew,
 			MaxEventAge: &seed.MaxEventAge, UnknownTypes: &seed.UnknownTypes}}
 		if n.cfg.AdminKeyHash != "" {
 			cmd.Key = &theeye.Key{ID: "admin", Name: "admin", Scopes: []theeye.Scope{theeye.ScopeAdmin},
 				Hash: n.cfg.AdminKeyHash, CreatedAt: time.Now().UTC()}
 		}
-		if err := n.ApplyConfig(ctx, cmd); err != nil && theeye.ErrorCode(err) != theeye.EConflict {
+		if err := n.applyCommand(ctx, cmd); err != nil && theeye.ErrorCode(err) != theeye.EConflict {
 			n.logger.Warn("seeding the cluster", "err", err)
 			return err
 		}

@@ -326,10 +326,10 @@ func TestConfigReplicates(t *testing.T) {
 	ctx := context.Background()
 	app := theeye.App{ID: "web", Name: "web"}
 	key := theeye.Key{ID: "k1", Name: "web", App: "web", Scopes: []theeye.Scope{theeye.ScopeIngest}, Hash: theeye.HashSecret("s3cret")}
-	if err := l.ApplyConfig(ctx, &Command{Op: OpCreateApp, App: &app, Key: &key}); err != nil {
+	if err := l.applyCommand(ctx, &command{Op: opCreateApp, App: &app, Key: &key}); err != nil {
 		t.Fatal(err)
 	}
-	err := l.ApplyConfig(ctx, &Command{Op: OpCreateApp, App: &app, Key: &key})
+	err := l.applyCommand(ctx, &command{Op: opCreateApp, App: &app, Key: &key})
 	if theeye.ErrorCode(err) != theeye.EConflict {
 		t.Fatalf("duplicate app: %v, want a conflict", err)
 	}
@@ -343,7 +343,7 @@ func TestConfigReplicates(t *testing.T) {
 	}
 	for _, n := range nodes {
 		if n != l {
-			if err := n.ApplyConfig(ctx, &Command{Op: OpRevokeKey, KeyID: "k1"}); !errors.Is(err, ErrNotLeader) {
+			if err := n.applyCommand(ctx, &command{Op: opRevokeKey, KeyID: "k1"}); !errors.Is(err, ErrNotLeader) {
 				t.Fatalf("config on a follower: %v, want ErrNotLeader", err)
 			}
 		}

@@ -44,7 +44,7 @@ func TestSchemasReplicateWithPositions(t *testing.T) {
 
 	// The FSM refuses what does not compile, even when a proposer did not
 	// check (a command built by hand).
-	err = n.ApplyConfig(ctx, &Command{Op: OpPutSchema, Schema: &theeye.Schema{Category: "c", Name: "n", Schema: json.RawMessage(`{"type":12}`)}})
+	err = n.applyCommand(ctx, &command{Op: opPutSchema, Schema: &theeye.Schema{Category: "c", Name: "n", Schema: json.RawMessage(`{"type":12}`)}})
 	if theeye.ErrorCode(err) != theeye.EInvalidRequest {
 		t.Fatalf("bad schema: %v, want invalid_request", err)
 	}
@@ -80,12 +80,12 @@ func TestStateCloneDoesNotShareSchemas(t *testing.T) {
 	st := newState()
 	doc := json.RawMessage(`true`)
 	for i := range 3 {
-		if _, err := st.apply(&Command{Op: OpPutSchema, Schema: &theeye.Schema{Category: "c", Name: "n", Schema: doc}}, applyPos{index: uint64(i + 1)}); err != nil {
+		if _, err := st.apply(&command{Op: opPutSchema, Schema: &theeye.Schema{Category: "c", Name: "n", Schema: doc}}, applyPos{index: uint64(i + 1)}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	c := st.clone()
-	if _, err := c.apply(&Command{Op: OpPutSchema, Schema: &theeye.Schema{Category: "c", Name: "n", Schema: doc}}, applyPos{index: 9, lastSeq: 5}); err != nil {
+	if _, err := c.apply(&command{Op: opPutSchema, Schema: &theeye.Schema{Category: "c", Name: "n", Schema: doc}}, applyPos{index: 9, lastSeq: 5}); err != nil {
 		t.Fatal(err)
 	}
 	if len(st.Schemas[schemaKey("c", "n")]) != 3 || len(c.Schemas[schemaKey("c", "n")]) != 4 {

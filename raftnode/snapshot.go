@@ -3,7 +3,6 @@ package raftnode
 import (
 	"bufio"
 	"bytes"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -24,11 +23,12 @@ import (
 // snapshot costs a few hundred bytes to take and streams the log only when
 // a node needs it.
 //
-// Stream: meta JSON line with "frames": true, then per frame a 25-byte
-// header (first seq u64, Raft index u64, count u32, codec u8, payload
-// length u32 — big-endian) and the payload; a zero first seq ends it.
-
-const frameHeaderLen = 8 + 8 + 4 + 1 + 4
+// Stream: meta JSON line with "frames": true, then log/'s frames, as
+// log.AppendFrame encodes them (the 32-byte header with its CRC-32C, the
+// payload, the padding), from seq 1 up to the frame that ends at the
+// meta's last seq. The receiver checks every frame's CRC (log.DecodeFrame)
+// and that the frames follow each other up to that seq exactly, so a
+// damaged or cut stream is refused.
 
 // snapshotStore wraps raft's file snapshot store to stream log/ frames.
 type snapshotStore struct {
@@ -36,9 +36,14 @@ type snapshotStore struct {
 	log *log.Log
 }
 
+// snapshotFrameFormat is the encoding of the frames of a snapshot stream:
+// log.AppendFrame's, CRC included.
+const snapshotFrameFormat = 2
+
 // Open returns the snapshot's stream: as stored when it already embeds
-// frames (a snapshot received from a leader), else the stored meta line
-// followed by log/'s frames up to the snapshot's last seq.
+// frames in this version's format (a snapshot received from a leader: Raft
+// opens it to restore it), else the stored meta line followed by log/'s
+// frames up to the snapshot's last seq.
 func (s *snapshotStore) Open(id string) (*raft.SnapshotMeta, io.ReadCloser, error) {
 	meta, rc, err := s.FileSnapshotStore.Open(id)
 	if err != nil {
@@ -55,23 +60,23 @@ func (s *snapshotStore) Open(id string) (*raft.SnapshotMeta, io.ReadCloser, erro
 		rc.Close()
 		return nil, nil, fmt.Errorf("decode snapshot %s: %w", id, err)
 	}
-	if sm.Frames {
+	if sm.Frames && sm.FrameFormat == snapshotFrameFormat {
 		return meta, readCloser{io.MultiReader(bytes.NewReader(line), br), rc}, nil
 	}
 	rc.Close()
-	sm.Frames = true
+	sm.Frames, sm.FrameFormat = true, snapshotFrameFormat
 	head, err := json.Marshal(&sm)
 	if err != nil {
 		return nil, nil, fmt.Errorf("encode snapshot meta: %w", err)
 	}
 	head = append(head, '\n')
-	size := int64(len(head)) + frameHeaderLen // the end marker
+	size := int64(len(head))
 	if sm.LastSeq > 0 {
 		err = s.log.Frames(1, func(fi log.FrameInfo) error {
 			if fi.FirstSeq > sm.LastSeq {
 				return errStop
 			}
-			size += frameHeaderLen + int64(fi.Length)
+			size += fi.Size()
 			return nil
 		})
 		if err != nil && !errors.Is(err, errStop) {
@@ -89,88 +94,79 @@ func (s *snapshotStore) Open(id string) (*raft.SnapshotMeta, io.ReadCloser, erro
 
 var errStop = errors.New("stop")
 
+type readCloser struct {
+	io.Reader
+	io.Closer
+}
+
 func (s *snapshotStore) writeStream(w io.Writer, head []byte, lastSeq uint64) error {
 	bw := bufio.NewWriterSize(w, 256<<10)
 	if _, err := bw.Write(head); err != nil {
 		return err
 	}
-	var hdr [frameHeaderLen]byte
 	if lastSeq > 0 {
+		var buf []byte
 		err := s.log.ReadFrames(1, lastSeq, func(first uint64, f log.Frame) error {
-			putFrameHeader(hdr[:], first, f)
-			if _, err := bw.Write(hdr[:]); err != nil {
+			var err error
+			if buf, err = log.AppendFrame(buf[:0], first, f); err != nil {
 				return err
 			}
-			_, err := bw.Write(f.Payload)
+			_, err = bw.Write(buf)
 			return err
 		})
 		if err != nil {
 			return fmt.Errorf("stream log frames: %w", err)
 		}
 	}
-	clear(hdr[:])
-	if _, err := bw.Write(hdr[:]); err != nil {
-		return err
-	}
 	return bw.Flush()
 }
 
-func putFrameHeader(b []byte, first uint64, f log.Frame) {
-	binary.BigEndian.PutUint64(b[0:], first)
-	binary.BigEndian.PutUint64(b[8:], f.RaftIndex)
-	binary.BigEndian.PutUint32(b[16:], f.Count)
-	b[20] = byte(f.Codec)
-	binary.BigEndian.PutUint32(b[21:], uint32(len(f.Payload)))
-}
-
-type readCloser struct {
-	io.Reader
-	io.Closer
-}
-
-// restoreFrames reads the frames of a snapshot stream and appends to log/
-// those it lacks. Frames are whole Raft entries, so log/ either holds a
-// frame or none of it.
-func (n *Node) restoreFrames(r io.Reader) error {
-	var hdr [frameHeaderLen]byte
-	var payload []byte
+// restoreFrames reads the frames of a snapshot stream up to lastSeq and
+// appends to log/ those it lacks. Each frame's CRC is checked and the
+// frames must follow each other from seq 1 to lastSeq exactly: a damaged
+// or cut stream is an error, never a gap. Frames are whole Raft entries,
+// so log/ either holds a frame or none of it.
+func (n *Node) restoreFrames(r io.Reader, lastSeq uint64) error {
+	var buf []byte
 	appended := 0
-	for {
-		if _, err := io.ReadFull(r, hdr[:]); err != nil {
-			return fmt.Errorf("read snapshot frame header: %w", err)
+	for next := uint64(1); next <= lastSeq; {
+		if cap(buf) < log.HeaderSize {
+			buf = make([]byte, log.HeaderSize, 64<<10)
 		}
-		first := binary.BigEndian.Uint64(hdr[0:])
-		if first == 0 {
-			break
+		buf = buf[:log.HeaderSize]
+		if _, err := io.ReadFull(r, buf); err != nil {
+			return fmt.Errorf("read snapshot frame at seq %d: %w", next, err)
 		}
-		f := log.Frame{
-			RaftIndex: binary.BigEndian.Uint64(hdr[8:]),
-			Count:     binary.BigEndian.Uint32(hdr[16:]),
-			Codec:     log.Codec(hdr[20]),
+		h, err := log.ParseHeader(buf)
+		if err != nil {
+			return fmt.Errorf("snapshot frame at seq %d: %w", next, err)
 		}
-		size := binary.BigEndian.Uint32(hdr[21:])
-		if size > log.MaxPayloadSize {
-			return fmt.Errorf("snapshot frame at seq %d: payload of %d bytes: %w", first, size, log.ErrCorrupt)
+		if h.FirstSeq != next || h.LastSeq() > lastSeq {
+			return fmt.Errorf("snapshot frame holds seqs %d-%d where %d was next (up to %d): %w", h.FirstSeq, h.LastSeq(), next, lastSeq, log.ErrCorrupt)
 		}
-		if cap(payload) < int(size) {
-			payload = make([]byte, size)
+		if int(h.Size()) > cap(buf) {
+			buf = append(make([]byte, 0, h.Size()), buf...)
 		}
-		payload = payload[:size]
-		if _, err := io.ReadFull(r, payload); err != nil {
-			return fmt.Errorf("read snapshot frame at seq %d: %w", first, err)
+		buf = buf[:h.Size()]
+		if _, err := io.ReadFull(r, buf[log.HeaderSize:]); err != nil {
+			return fmt.Errorf("read snapshot frame at seq %d: %w", next, err)
 		}
-		if first <= n.log.LastSeq() {
+		_, payload, _, err := log.DecodeFrame(buf)
+		if err != nil {
+			return fmt.Errorf("snapshot frame at seq %d: %w", next, err)
+		}
+		next = h.LastSeq() + 1
+		if h.FirstSeq <= n.log.LastSeq() {
 			continue
 		}
-		f.Payload = payload
-		got, err := n.log.Append(f)
+		got, err := n.log.Append(log.Frame{RaftIndex: h.RaftIndex, Count: h.Count, Codec: h.Codec, Payload: payload})
 		if err != nil {
-			return fmt.Errorf("append snapshot frame at seq %d: %w", first, err)
+			return fmt.Errorf("append snapshot frame at seq %d: %w", h.FirstSeq, err)
 		}
-		if got != first {
-			return fmt.Errorf("snapshot frame at seq %d landed at seq %d: the logs diverge", first, got)
+		if got != h.FirstSeq {
+			return fmt.Errorf("snapshot frame at seq %d landed at seq %d: the logs diverge", h.FirstSeq, got)
 		}
-		n.appliedSeq.Store(first + uint64(f.Count) - 1)
+		n.appliedSeq.Store(h.LastSeq())
 		appended++
 	}
 	if appended > 0 {

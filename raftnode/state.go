@@ -24,7 +24,7 @@ import (
 type State struct {
 	// Index is the Raft index of the last config entry applied to it.
 	Index uint64 `json:"index"`
-	// Seeded is set by the cluster's one seed command (OpSeed).
+	// Seeded is set by the cluster's one seed command (opSeed).
 	Seeded bool                  `json:"seeded,omitempty"`
 	Apps   map[string]theeye.App `json:"apps"`
 	Keys   map[string]theeye.Key `json:"keys"`
@@ -88,9 +88,9 @@ type applyPos struct {
 // outcome: every node refuses it the same way and the state does not
 // change. result is what the proposer gets back (the registered schema,
 // the recorded revalidation).
-func (s *State) apply(cmd *Command, pos applyPos) (result any, err error) {
+func (s *State) apply(cmd *command, pos applyPos) (result any, err error) {
 	switch cmd.Op {
-	case OpPutSchema:
+	case opPutSchema:
 		sc := cmd.Schema
 		if sc == nil || sc.Category == "" || sc.Name == "" {
 			return nil, theeye.Errorf(theeye.EInvalidRequest, "put_schema needs a category, a name and a schema")
@@ -105,7 +105,7 @@ func (s *State) apply(cmd *Command, pos applyPos) (result any, err error) {
 		v.Index = pos.index
 		s.Schemas[k] = append(slices.Clip(s.Schemas[k]), v)
 		return v, nil
-	case OpRevalidate:
+	case opRevalidate:
 		if cmd.Revalidation == nil {
 			return nil, theeye.Errorf(theeye.EInvalidRequest, "revalidate needs its parameters")
 		}
@@ -114,12 +114,12 @@ func (s *State) apply(cmd *Command, pos applyPos) (result any, err error) {
 		r.AtSeq = pos.lastSeq
 		s.Revalidations = append(slices.Clip(s.Revalidations), r)
 		return r, nil
-	case OpSetConfig:
+	case opSetConfig:
 		if cmd.Config == nil || cmd.Config.Empty() {
 			return nil, theeye.Errorf(theeye.EInvalidRequest, "set_config needs at least one field to change")
 		}
 		return s.setConfig(*cmd.Config, s.config(), pos)
-	case OpSeed:
+	case opSeed:
 		if s.Seeded {
 			return nil, theeye.Errorf(theeye.EConflict, "the cluster is already seeded")
 		}
@@ -139,9 +139,9 @@ func (s *State) apply(cmd *Command, pos applyPos) (result any, err error) {
 	return nil, s.applyOther(cmd)
 }
 
-func (s *State) applyOther(cmd *Command) error {
+func (s *State) applyOther(cmd *command) error {
 	switch cmd.Op {
-	case OpCreateApp:
+	case opCreateApp:
 		if cmd.App == nil || cmd.Key == nil {
 			return theeye.Errorf(theeye.EInvalidRequest, "create_app needs an app and a key")
 		}
@@ -153,7 +153,7 @@ func (s *State) applyOther(cmd *Command) error {
 		}
 		s.Apps[cmd.App.ID] = *cmd.App
 		s.Keys[cmd.Key.ID] = *cmd.Key
-	case OpCreateKey:
+	case opCreateKey:
 		if cmd.Key == nil {
 			return theeye.Errorf(theeye.EInvalidRequest, "create_key needs a key")
 		}
@@ -166,7 +166,7 @@ func (s *State) applyOther(cmd *Command) error {
 			}
 		}
 		s.Keys[cmd.Key.ID] = *cmd.Key
-	case OpRevokeKey:
+	case opRevokeKey:
 		k, ok := s.Keys[cmd.KeyID]
 		if !ok {
 			return theeye.Errorf(theeye.ENotFound, "no key with id %q", cmd.KeyID)
@@ -180,12 +180,12 @@ func (s *State) applyOther(cmd *Command) error {
 		k.Revoked = true
 		s.Keys[cmd.KeyID] = k
 
-	case OpSetNode:
+	case opSetNode:
 		if cmd.Node == nil || cmd.Node.ID == "" {
 			return theeye.Errorf(theeye.EInvalidRequest, "set_node needs a node")
 		}
 		s.Nodes[cmd.Node.ID] = *cmd.Node
-	case OpDelNode:
+	case opDelNode:
 		delete(s.Nodes, cmd.NodeID)
 	default:
 		return theeye.Errorf(theeye.EInvalidRequest, "unknown config operation %q", cmd.Op)

@@ -94,45 +94,11 @@ func (c *cli) send(ctx context.Context, path string, o sendOptions) error {
 		return err
 	}
 	defer in.Close()
-
+	r := &sendRun{c: c, name: name}
 	var src io.Reader = in
-	var bar *progressbar.ProgressBar
 	if !o.noProgress && isTerminal(c.stderr) {
-		bar = progressbar.NewOptions64(size,
-			progressbar.OptionSetWriter(c.stderr),
-			progressbar.OptionSetDescription("sending "+name),
-			progressbar.OptionShowBytes(true),
-			progressbar.OptionThrottle(100*time.Millisecond),
-			progressbar.OptionClearOnFinish(),
-			progressbar.OptionSetRenderBlankState(true),
-		)
-		src = io.TeeReader(in, bar)
-	}
-	// What went wrong with batches, printed as it happens (one line each)
-	// and kept for the exit code.
-	var mu sync.Mutex
-	var firstErr error
-	var lastMsg string
-	onError := func(err error) {
-		mu.Lock()
-		defer mu.Unlock()
-		if firstErr == nil {
-			firstErr = err
-		}
-		var be *client.BatchError
-		n := 0
-		if errors.As(err, &be) {
-			n = len(be.IDs)
-		}
-		_, msg := c.explain(err)
-		if msg == lastMsg {
-			return // the same cause again: once is enough
-		}
-		lastMsg = msg
-		if bar != nil {
-			bar.Clear()
-		}
-		fmt.Fprintf(c.stderr, "eyectl: a batch of %d events was not stored: %s\n", n, msg)
+		r.bar = newSendBar(c.stderr, size, name)
+		src = io.TeeReader(in, r.bar)
 	}
 	cl, err := c.newClient(func(cfg *client.Config) {
 		cfg.MaxRetries = max(cfg.MaxRetries, 10)
@@ -141,35 +107,13 @@ func (c *cli) send(ctx context.Context, path string, o sendOptions) error {
 		cfg.QueueSize = max(4*cfg.BatchSize, 10000)
 		cfg.FlushInterval = 200 * time.Millisecond
 		cfg.Gzip = o.gzip
-		cfg.OnError = onError
+		cfg.OnError = r.batchFailed
 	})
 	if err != nil {
 		return err
 	}
-
-	var limiter *rate.Limiter
-	if o.rate > 0 {
-		limiter = rate.NewLimiter(rate.Limit(o.rate), max(1, int(o.rate/10)))
-	}
 	start := time.Now()
-	var skipped uint64
-	readErr := readEvents(src, func(i int, raw json.RawMessage) error {
-		if limiter != nil {
-			if err := limiter.Wait(ctx); err != nil {
-				return err
-			}
-		}
-		err := cl.TrackRaw(ctx, raw)
-		if err != nil && !errors.Is(err, client.ErrClosed) && ctx.Err() == nil {
-			// Not an object: the server would refuse the whole batch for it.
-			skipped++
-			mu.Lock()
-			fmt.Fprintf(c.stderr, "eyectl: %s: element %d: %s; skipped\n", name, i, errors.Unwrap(err).Error())
-			mu.Unlock()
-			return nil
-		}
-		return err
-	})
+	readErr := r.track(ctx, cl, src, o.rate)
 	// Send what was read, whatever happened; after Ctrl-C, for 10 seconds
 	// at most (what is still queued then is reported as not stored).
 	closeCtx := context.Background()
@@ -179,29 +123,20 @@ func (c *cli) send(ctx context.Context, path string, o sendOptions) error {
 		defer cancel()
 	}
 	closeErr := cl.Close(closeCtx)
-	if bar != nil {
-		bar.Finish()
+	if r.bar != nil {
+		r.bar.Finish()
 	}
-	elapsed := time.Since(start)
-	st := cl.Stats()
-	sum := sendSummary{Sent: st.Sent, Rejected: st.Failed + skipped, Seconds: elapsed.Seconds(), LastSeq: st.LastSeq}
-	if elapsed > 0 {
-		sum.Rate = float64(st.Sent) / elapsed.Seconds()
-	}
-	if c.format() == "table" {
-		fmt.Fprintf(c.stdout, "sent %d events, rejected %d, in %s (%.0f events/s); last seq %d\n",
-			sum.Sent, sum.Rejected, elapsed.Round(time.Millisecond), sum.Rate, sum.LastSeq)
-	} else if err := writeNDJSON(c.stdout, sum); err != nil {
+	sum := r.summary(cl.Stats(), time.Since(start))
+	if err := c.printSummary(sum); err != nil {
 		return err
 	}
-
 	switch {
 	case readErr != nil && errors.Is(readErr, context.Canceled):
 		return readErr
 	case readErr != nil:
-		return usageErr(fmt.Errorf("%s: %w (the %d events before it were sent)", name, readErr, st.Sent))
+		return usageErr(fmt.Errorf("%s: %w (the %d events before it were sent)", name, readErr, sum.Sent))
 	case sum.Rejected > 0:
-		cause := firstErr
+		cause := r.cause()
 		if cause == nil {
 			cause = closeErr
 		}
@@ -212,8 +147,106 @@ func (c *cli) send(ctx context.Context, path string, o sendOptions) error {
 	return nil
 }
 
-// openInput opens FILE or stdin, returning its size (-1 if unknown) and a
-// name for messages.
+// newSendBar is the progress bar of a send, in bytes of the input.
+func newSendBar(w io.Writer, size int64, name string) *progressbar.ProgressBar {
+	return progressbar.NewOptions64(size,
+		progressbar.OptionSetWriter(w),
+		progressbar.OptionSetDescription("sending "+name),
+		progressbar.OptionShowBytes(true),
+		progressbar.OptionThrottle(100*time.Millisecond),
+		progressbar.OptionClearOnFinish(),
+		progressbar.OptionSetRenderBlankState(true),
+	)
+}
+
+// sendRun is one send's reporting: what went wrong with batches, printed as
+// it happens (one line each) and kept for the exit code, and the elements
+// skipped.
+type sendRun struct {
+	c    *cli
+	name string
+	bar  *progressbar.ProgressBar // nil without a terminal
+
+	mu       sync.Mutex
+	firstErr error  // guarded by mu
+	lastMsg  string // guarded by mu
+	skipped  uint64 // guarded by mu
+}
+
+// batchFailed is the client's OnError: one line per new cause.
+func (r *sendRun) batchFailed(err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.firstErr == nil {
+		r.firstErr = err
+	}
+	var be *client.BatchError
+	n := 0
+	if errors.As(err, &be) {
+		n = len(be.IDs)
+	}
+	_, msg := r.c.explain(err)
+	if msg == r.lastMsg {
+		return // the same cause again: once is enough
+	}
+	r.lastMsg = msg
+	if r.bar != nil {
+		r.bar.Clear()
+	}
+	fmt.Fprintf(r.c.stderr, "eyectl: a batch of %d events was not stored: %s\n", n, msg)
+}
+
+func (r *sendRun) cause() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.firstErr
+}
+
+// track reads the events of src and hands each to the client, at most
+// perSecond a second when positive. An element that is not an object is
+// skipped (the server would refuse its whole batch) and reported.
+func (r *sendRun) track(ctx context.Context, cl *client.Client, src io.Reader, perSecond float64) error {
+	var limiter *rate.Limiter
+	if perSecond > 0 {
+		limiter = rate.NewLimiter(rate.Limit(perSecond), max(1, int(perSecond/10)))
+	}
+	return readEvents(src, func(i int, raw json.RawMessage) error {
+		if limiter != nil {
+			if err := limiter.Wait(ctx); err != nil {
+				return err
+			}
+		}
+		err := cl.TrackRaw(ctx, raw)
+		if err != nil && !errors.Is(err, client.ErrClosed) && ctx.Err() == nil {
+			r.mu.Lock()
+			r.skipped++
+			fmt.Fprintf(r.c.stderr, "eyectl: %s: element %d: %s; skipped\n", r.name, i, errors.Unwrap(err).Error())
+			r.mu.Unlock()
+			return nil
+		}
+		return err
+	})
+}
+
+func (r *sendRun) summary(st client.Stats, elapsed time.Duration) sendSummary {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	sum := sendSummary{Sent: st.Sent, Rejected: st.Failed + r.skipped, Seconds: elapsed.Seconds(), LastSeq: st.LastSeq}
+	if elapsed > 0 {
+		sum.Rate = float64(st.Sent) / elapsed.Seconds()
+	}
+	return sum
+}
+
+func (c *cli) printSummary(sum sendSummary) error {
+	if c.format() == "table" {
+		fmt.Fprintf(c.stdout, "sent %d events, rejected %d, in %s (%.0f events/s); last seq %d\n",
+			sum.Sent, sum.Rejected, time.Duration(sum.Seconds*float64(time.Second)).Round(time.Millisecond), sum.Rate, sum.LastSeq)
+		return nil
+	}
+	return writeNDJSON(c.stdout, sum)
+}
+
 func (c *cli) openInput(path string) (io.ReadCloser, int64, string, error) {
 	if path == "-" {
 		return io.NopCloser(c.stdin), -1, "stdin", nil

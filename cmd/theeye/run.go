@@ -29,8 +29,8 @@ import (
 	"github.com/theeye/theeye/raftnode"
 )
 
-// Main is the program: the config and the components it wires. Tests can
-// run it in-process; main() runs it until a signal.
+// Main is the program: the config and the components it wires; main()
+// runs it until a signal.
 type Main struct {
 	Config Config
 	Logger *slog.Logger
@@ -90,70 +90,121 @@ func (m *Main) RunUntilDone(ctx context.Context) error {
 // Run opens the log, Raft, the index and the HTTP server, and returns once
 // the node serves.
 func (m *Main) Run(ctx context.Context) error {
+	s, err := m.prepare()
+	if err != nil {
+		return err
+	}
+	if err := m.openLog(); err != nil {
+		return err
+	}
+	if err := m.listen(s); err != nil {
+		return err
+	}
+	if err := m.openNode(s); err != nil {
+		return err
+	}
+	if err := m.openIndex(ctx, s); err != nil {
+		return err
+	}
+	if err := m.serve(ctx, s); err != nil {
+		return err
+	}
+	m.announce(ctx, s)
+	return nil
+}
+
+// setup is what Run derives from the config before it opens anything, and
+// what the later steps share.
+type setup struct {
+	codec      eyelog.Codec
+	seed       theeye.ClusterConfig // the first cluster config of a cluster this node bootstraps
+	bootstrap  bool
+	adminKey   string
+	generated  bool // adminKey was generated now
+	clusterKey string
+	serverTLS  *tls.Config
+	httpClient *http.Client // for forwarding, peer status and joining
+	reg        *prometheus.Registry
+	httpAddr   string // the advertised HTTP address, once listening
+}
+
+// prepare validates the config, sets up logging and the memory limit, and
+// finds (or makes) the keys and the TLS settings.
+func (m *Main) prepare() (*setup, error) {
 	cfg := m.Config
 	if m.Logger == nil {
 		l, err := newLogger(cfg)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		m.Logger = l
 	}
-	seed := theeye.ClusterConfig{MaxClockSkew: cfg.MaxClockSkew, MaxEventAge: cfg.MaxEventAge, UnknownTypes: cfg.UnknownTypes}
-	if err := seed.Validate(); err != nil {
+	s := &setup{bootstrap: cfg.Bootstrap || cfg.Join == ""}
+	s.seed = theeye.ClusterConfig{MaxClockSkew: cfg.MaxClockSkew, MaxEventAge: cfg.MaxEventAge, UnknownTypes: cfg.UnknownTypes}
+	if err := s.seed.Validate(); err != nil {
 		e, _ := theeye.AsError(err)
-		return fmt.Errorf("--%s: %s", strings.ReplaceAll(fmt.Sprint(e.Details["field"]), "_", "-"), e.Message)
+		return nil, fmt.Errorf("--%s: %s", strings.ReplaceAll(fmt.Sprint(e.Details["field"]), "_", "-"), e.Message)
 	}
-	codec, err := eyelog.ParseCodec(cfg.Codec)
-	if err != nil {
-		return fmt.Errorf("--codec: %w", err)
+	var err error
+	if s.codec, err = eyelog.ParseCodec(cfg.Codec); err != nil {
+		return nil, fmt.Errorf("--codec: %w", err)
 	}
 	if err := applyMemoryLimit(cfg, m.Logger); err != nil {
-		return err
+		return nil, err
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
-		return fmt.Errorf("create data dir: %w", err)
+		return nil, fmt.Errorf("create data dir: %w", err)
 	}
-	bootstrap := cfg.Bootstrap || cfg.Join == ""
-	adminKey, generated, err := m.adminKey(bootstrap)
-	if err != nil {
-		return err
+	if s.adminKey, s.generated, err = m.adminKey(s.bootstrap); err != nil {
+		return nil, err
 	}
-	clusterKey, err := m.clusterKey(bootstrap)
-	if err != nil {
-		return err
+	if s.clusterKey, err = m.clusterKey(s.bootstrap); err != nil {
+		return nil, err
 	}
-	serverTLS, clientTLS, err := tlsConfigs(cfg)
-	if err != nil {
-		return err
+	var clientTLS *tls.Config
+	if s.serverTLS, clientTLS, err = tlsConfigs(cfg); err != nil {
+		return nil, err
 	}
-	httpClient := &http.Client{Timeout: 30 * time.Second}
+	s.httpClient = &http.Client{Timeout: 30 * time.Second}
 	if clientTLS != nil {
-		httpClient.Transport = &http.Transport{TLSClientConfig: clientTLS, ForceAttemptHTTP2: true}
+		s.httpClient.Transport = &http.Transport{TLSClientConfig: clientTLS, ForceAttemptHTTP2: true}
 	}
+	s.reg = prometheus.NewRegistry()
+	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return s, nil
+}
 
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-
+// openLog opens the event log in <data-dir>/log.
+func (m *Main) openLog() error {
 	lc := eyelog.DefaultConfig()
 	lc.Logger = m.Logger
-	if m.log, err = eyelog.Open(filepath.Join(cfg.DataDir, "log"), lc); err != nil {
+	l, err := eyelog.Open(filepath.Join(m.Config.DataDir, "log"), lc)
+	if err != nil {
 		return fmt.Errorf("open log: %w", err)
 	}
+	m.log = l
+	return nil
+}
 
-	// Listen first, so the advertised HTTP address is known (port 0).
-	if m.ln, err = net.Listen("tcp", cfg.HTTP); err != nil {
-		return fmt.Errorf("listen http on %s: %w", cfg.HTTP, err)
+// listen binds the HTTP listener first, so that the advertised HTTP
+// address is known (with port 0) before Raft records it.
+func (m *Main) listen(s *setup) error {
+	ln, err := net.Listen("tcp", m.Config.HTTP)
+	if err != nil {
+		return fmt.Errorf("listen http on %s: %w", m.Config.HTTP, err)
 	}
-	httpAddr := cfg.AdvertiseHTTP
-	if httpAddr == "" {
-		httpAddr = m.ln.Addr().String()
+	m.ln = ln
+	s.httpAddr = m.Config.AdvertiseHTTP
+	if s.httpAddr == "" {
+		s.httpAddr = ln.Addr().String()
 	}
-	httpAddr = normalizeURL(httpAddr, serverTLS != nil)
+	s.httpAddr = normalizeURL(s.httpAddr, s.serverTLS != nil)
+	return nil
+}
 
-	adminHash := ""
-	if adminKey != "" {
-		adminHash = theeye.HashSecret(adminKey)
-	}
+// openNode starts Raft: this node's stores, transport and FSM over the log.
+func (m *Main) openNode(s *setup) error {
+	cfg := m.Config
 	raftCfg := raftnode.DefaultRaftConfig()
 	if cfg.RaftSnapshotThreshold > 0 {
 		raftCfg.SnapshotThreshold = cfg.RaftSnapshotThreshold
@@ -164,26 +215,26 @@ func (m *Main) Run(ctx context.Context) error {
 	if cfg.RaftTrailingLogs > 0 {
 		raftCfg.TrailingLogs = cfg.RaftTrailingLogs
 	}
-	registerAdmin := ""
-	if bootstrap {
-		registerAdmin = adminHash
+	seedAdmin := "" // only a node that may bootstrap seeds the admin key
+	if s.bootstrap && s.adminKey != "" {
+		seedAdmin = theeye.HashSecret(s.adminKey)
 	}
-	m.node, err = raftnode.Open(raftnode.Config{
+	node, err := raftnode.Open(raftnode.Config{
 		NodeID:        cfg.NodeID,
 		Dir:           filepath.Join(cfg.DataDir, "raft"),
 		RaftAddr:      cfg.Raft,
 		AdvertiseRaft: cfg.AdvertiseRaft,
-		HTTPAddr:      httpAddr,
-		Bootstrap:     bootstrap,
-		AdminKeyHash:  registerAdmin,
-		SeedConfig:    seed,
-		ClusterKey:    clusterKey,
-		TLS:           serverTLS,
+		HTTPAddr:      s.httpAddr,
+		Bootstrap:     s.bootstrap,
+		AdminKeyHash:  seedAdmin,
+		SeedConfig:    s.seed,
+		ClusterKey:    s.clusterKey,
+		TLS:           s.serverTLS,
 		Raft:          raftCfg,
 		Log:           m.log,
-		Codec:         codec,
+		Codec:         s.codec,
 		Logger:        m.Logger,
-		Registerer:    reg,
+		Registerer:    s.reg,
 		Fatal: func(err error) {
 			m.Logger.Error("fatal error applying a committed entry; exiting so Raft replays it on restart", "err", err)
 			os.Exit(2)
@@ -192,21 +243,26 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("open raft node: %w", err)
 	}
+	m.node = node
+	return nil
+}
 
-	// Schemas, the cluster config and revalidation requests are
-	// Raft-replicated state; the index reads them through its Rules
-	// interface, which the node satisfies.
-	m.index, err = index.Open(index.Config{
-		Dir:        filepath.Join(cfg.DataDir, "index"),
+// openIndex opens the index and starts the indexer. Schemas, the cluster
+// config and revalidation requests are Raft-replicated state; the index
+// reads them through its Rules interface, which the node satisfies.
+func (m *Main) openIndex(ctx context.Context, s *setup) error {
+	ix, err := index.Open(index.Config{
+		Dir:        filepath.Join(m.Config.DataDir, "index"),
 		Source:     m.log,
 		Rules:      m.node,
-		CacheSize:  cfg.CacheSize,
+		CacheSize:  m.Config.CacheSize,
 		Logger:     m.Logger,
-		Registerer: reg,
+		Registerer: s.reg,
 	})
 	if err != nil {
 		return fmt.Errorf("open index: %w", err)
 	}
+	m.index = ix
 	ictx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	m.cancelIndex = cancel
 	m.wg.Add(1)
@@ -216,7 +272,13 @@ func (m *Main) Run(ctx context.Context) error {
 			m.serveErr <- fmt.Errorf("indexer: %w", err)
 		}
 	}()
+	return nil
+}
 
+// serve starts the HTTP API, the join (with --join) and the profiler (with
+// --pprof).
+func (m *Main) serve(ctx context.Context, s *setup) error {
+	cfg := m.Config
 	m.api = api.New(api.Config{
 		Node:              m.node,
 		Index:             m.index,
@@ -229,14 +291,14 @@ func (m *Main) Run(ctx context.Context) error {
 		ReadTimeout:       cfg.HTTPReadTimeout,
 		WriteTimeout:      cfg.HTTPWriteTimeout,
 		ReadyLag:          cfg.ReadyLag,
-		ClusterKey:        clusterKey,
-		HTTPClient:        httpClient,
+		ClusterKey:        s.clusterKey,
+		HTTPClient:        s.httpClient,
 		Logger:            m.Logger,
-		Registerer:        reg,
-		Gatherer:          reg,
+		Registerer:        s.reg,
+		Gatherer:          s.reg,
 	})
-	if serverTLS != nil {
-		hcfg := serverTLS.Clone()
+	if s.serverTLS != nil {
+		hcfg := s.serverTLS.Clone()
 		hcfg.ClientAuth = tls.VerifyClientCertIfGiven
 		m.ln = tls.NewListener(m.ln, hcfg)
 	}
@@ -253,29 +315,33 @@ func (m *Main) Run(ctx context.Context) error {
 		m.wg.Add(1)
 		go func() {
 			defer m.wg.Done()
-			err := m.joinCluster(jctx, httpClient, clusterKey, normalizeURL(cfg.Join, serverTLS != nil), m.node.RaftAddr(), httpAddr)
+			err := m.joinCluster(jctx, s.httpClient, s.clusterKey, normalizeURL(cfg.Join, s.serverTLS != nil), m.node.RaftAddr(), s.httpAddr)
 			if err != nil && jctx.Err() == nil {
 				m.serveErr <- err
 			}
 		}()
 	}
-
 	if cfg.PProf != "" {
-		if err := m.servePProf(cfg.PProf); err != nil {
-			return err
-		}
+		return m.servePProf(cfg.PProf)
 	}
+	return nil
+}
+
+// announce waits (briefly) until a single node can take writes, then logs
+// the listening line and shows the admin key when it was generated or
+// --print-admin-key asks for it.
+func (m *Main) announce(ctx context.Context, s *setup) {
+	cfg := m.Config
 	m.awaitSoleLeadership(ctx)
 	m.Logger.Info("theeye listening", "http", m.ln.Addr().String(), "raft", m.node.RaftAddr(), "raft_listen", m.node.RaftListenAddr(),
 		"node", cfg.NodeID, "data_dir", cfg.DataDir, "version", version)
 	keyFile := filepath.Join(cfg.DataDir, "admin.key")
 	switch {
-	case generated:
-		fmt.Fprintf(os.Stderr, "\nGenerated admin key (shown once; also saved in %s):\n\n    %s\n\n", keyFile, adminKey)
-	case cfg.PrintAdminKey && adminKey != "":
-		fmt.Fprintf(os.Stderr, "\nAdmin key (from %s):\n\n    %s\n\n", keyFile, adminKey)
+	case s.generated:
+		fmt.Fprintf(os.Stderr, "\nGenerated admin key (shown once; also saved in %s):\n\n    %s\n\n", keyFile, s.adminKey)
+	case cfg.PrintAdminKey && s.adminKey != "":
+		fmt.Fprintf(os.Stderr, "\nAdmin key (from %s):\n\n    %s\n\n", keyFile, s.adminKey)
 	}
-	return nil
 }
 
 // awaitSoleLeadership waits, up to 10 s, until a node that is the only
