@@ -1,4 +1,4 @@
-package raftnode
+package logstore
 
 import (
 	"context"
@@ -15,14 +15,14 @@ import (
 	"github.com/hashicorp/raft"
 )
 
-// ErrKeyNotFound is returned by LogStore.Get and LogStore.GetUint64 for a
+// ErrKeyNotFound is returned by Store.Get and Store.GetUint64 for a
 // missing key. hashicorp/raft compares err.Error() with "not found" (see
 // raft.NewRaft, raft.HasExistingState and requestVote), so the text must stay
 // exactly "not found" and the error is returned unwrapped.
 var ErrKeyNotFound = errors.New("not found")
 
-// ErrLogStoreClosed is returned by LogStore methods called after Close.
-var ErrLogStoreClosed = errors.New("raftnode: log store closed")
+// ErrClosed is returned by Store methods called after Close.
+var ErrClosed = errors.New("logstore: closed")
 
 const (
 	// Key prefixes. Every log key is logKeyPrefix followed by the big-endian
@@ -40,18 +40,15 @@ const (
 	logFlagExtensions byte = 1 << 2 // Extensions is non-nil
 	logFlagsKnown          = logFlagAppendedAt | logFlagData | logFlagExtensions
 
-	defaultLogStoreCacheSize = 16 << 20
+	defaultCacheSize = 16 << 20
 
-	// LogStoreMemory is what the Raft log store holds in memory at most
-	// with the default cache: its block cache and two memtables (the
-	// mutable one and one being flushed). The server adds it to its memory
-	// budget.
-	LogStoreMemory = defaultLogStoreCacheSize + 2*logStoreMemTableSize
+	// DefaultMemory is what a Store opened with the default cache
+	// (Config.CacheSize 0) holds in memory at most: its block cache and two
+	// memtables (the mutable one and one being flushed). The server adds it
+	// to its memory budget.
+	DefaultMemory = defaultCacheSize + 2*memTableSize
 
-	// logCacheEntries is the size of the raft.LogCache in front of the store.
-	logCacheEntries = 128
-
-	// logStoreMemTableSize: the log is written sequentially and truncated
+	// memTableSize: the log is written sequentially and truncated
 	// from the front once a snapshot has been taken. Entries truncated while
 	// still in the memtable are dropped by the flush and never reach an
 	// sstable, so a memtable that holds a few snapshot intervals' worth of
@@ -59,23 +56,23 @@ const (
 	// file is kept until its memtable is flushed and Pebble recycles up to
 	// MemTableStopWritesThreshold+1 WAL files, so the WAL occupies up to
 	// ~4 x 16 MiB whatever the log size. 16 MiB (was 32, measured 100-131 MB
-	// of WAL) keeps the store inside the node's memory budget (LogStoreMemory).
-	logStoreMemTableSize = 16 << 20
+	// of WAL) keeps the store inside the node's memory budget (DefaultMemory).
+	memTableSize = 16 << 20
 
-	// logStoreBatchRetainBytes: batch buffers up to this size go back to
+	// batchRetainBytes: batch buffers up to this size go back to
 	// Pebble's batch pool for reuse (Pebble's default is 1 MiB, so a
 	// 64 x 30 KB StoreLogs allocated a fresh 2 MB buffer every call).
-	logStoreBatchRetainBytes = 8 << 20
+	batchRetainBytes = 8 << 20
 
-	// logStoreCompactMinBytes: once the sstables under the spans deleted
+	// compactMinBytes: once the sstables under the spans deleted
 	// since the last compaction add up to this much (Pebble's estimate,
 	// after compression), DeleteRange wakes a background goroutine that
 	// compacts their union. See DeleteRange for the measurements.
-	logStoreCompactMinBytes = 16 << 20
+	compactMinBytes = 16 << 20
 )
 
-// LogStoreConfig configures OpenLogStore.
-type LogStoreConfig struct {
+// Config configures Open.
+type Config struct {
 	// Dir is the directory of the Pebble instance. It must not be shared
 	// with any other Pebble instance (in particular not with the index DB).
 	Dir string
@@ -85,7 +82,7 @@ type LogStoreConfig struct {
 	CacheSize int64
 }
 
-// LogStore is a raft.LogStore and raft.StableStore on its own Pebble instance.
+// Store is a raft.LogStore and raft.StableStore on its own Pebble instance.
 //
 // Every StoreLogs, DeleteRange, Set and SetUint64 is one Pebble batch
 // committed with pebble.Sync: when the call returns, the write is on disk.
@@ -95,8 +92,8 @@ type LogStoreConfig struct {
 // concurrently with everything.
 //
 // Close must be called after raft has shut down; calls made after Close
-// return ErrLogStoreClosed.
-type LogStore struct {
+// return ErrClosed.
+type Store struct {
 	db     *pebble.DB
 	logger *slog.Logger
 
@@ -132,14 +129,14 @@ type LogStore struct {
 type logBounds struct{ first, last uint64 }
 
 var (
-	_ raft.LogStore    = (*LogStore)(nil)
-	_ raft.StableStore = (*LogStore)(nil)
+	_ raft.LogStore    = (*Store)(nil)
+	_ raft.StableStore = (*Store)(nil)
 )
 
-// OpenLogStore opens (creating it if needed) the Pebble instance in cfg.Dir.
-func OpenLogStore(cfg LogStoreConfig) (*LogStore, error) {
+// Open opens (creating it if needed) the Pebble instance in cfg.Dir.
+func Open(cfg Config) (*Store, error) {
 	if cfg.Dir == "" {
-		return nil, errors.New("raftnode: open log store: empty Dir")
+		return nil, errors.New("logstore: open: empty Dir")
 	}
 	logger := cfg.Logger
 	if logger == nil {
@@ -148,7 +145,7 @@ func OpenLogStore(cfg LogStoreConfig) (*LogStore, error) {
 	logger = logger.With("component", "raft-logstore")
 	cacheSize := cfg.CacheSize
 	if cacheSize <= 0 {
-		cacheSize = defaultLogStoreCacheSize
+		cacheSize = defaultCacheSize
 	}
 
 	cache := pebble.NewCache(cacheSize)
@@ -158,7 +155,7 @@ func OpenLogStore(cfg LogStoreConfig) (*LogStore, error) {
 		Cache:                       cache,
 		FormatMajorVersion:          pebble.FormatNewest,
 		Logger:                      pl,
-		MemTableSize:                logStoreMemTableSize,
+		MemTableSize:                memTableSize,
 		MemTableStopWritesThreshold: 2,
 		L0CompactionThreshold:       4,
 		L0StopWritesThreshold:       24,
@@ -177,12 +174,12 @@ func OpenLogStore(cfg LogStoreConfig) (*LogStore, error) {
 	}
 	db, err := pebble.Open(cfg.Dir, opts)
 	if err != nil {
-		return nil, fmt.Errorf("raftnode: open log store %q: %w", cfg.Dir, err)
+		return nil, fmt.Errorf("logstore: open %q: %w", cfg.Dir, err)
 	}
-	s := &LogStore{
+	s := &Store{
 		db:          db,
 		logger:      logger,
-		compactMin:  logStoreCompactMinBytes,
+		compactMin:  compactMinBytes,
 		compactKick: make(chan struct{}, 1),
 		compactDone: make(chan struct{}),
 		pendingLo:   1,
@@ -191,7 +188,7 @@ func OpenLogStore(cfg LogStoreConfig) (*LogStore, error) {
 	first, last, err := s.scanBounds()
 	if err != nil {
 		_ = db.Close()
-		return nil, fmt.Errorf("raftnode: open log store %q: %w", cfg.Dir, err)
+		return nil, fmt.Errorf("logstore: open %q: %w", cfg.Dir, err)
 	}
 	s.bounds.Store(&logBounds{first, last})
 
@@ -205,7 +202,7 @@ func OpenLogStore(cfg LogStoreConfig) (*LogStore, error) {
 
 // Close stops the background compactor and closes Pebble. It is safe to call
 // more than once.
-func (s *LogStore) Close() error {
+func (s *Store) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed.Swap(true) {
@@ -214,32 +211,32 @@ func (s *LogStore) Close() error {
 	s.compactCancel()
 	<-s.compactDone
 	if err := s.db.Close(); err != nil {
-		return fmt.Errorf("raftnode: close log store: %w", err)
+		return fmt.Errorf("logstore: close: %w", err)
 	}
 	return nil
 }
 
 // FirstIndex returns the first index written, 0 for no entries.
-func (s *LogStore) FirstIndex() (uint64, error) {
+func (s *Store) FirstIndex() (uint64, error) {
 	if s.closed.Load() {
-		return 0, ErrLogStoreClosed
+		return 0, ErrClosed
 	}
 	return s.bounds.Load().first, nil
 }
 
 // LastIndex returns the last index written, 0 for no entries.
-func (s *LogStore) LastIndex() (uint64, error) {
+func (s *Store) LastIndex() (uint64, error) {
 	if s.closed.Load() {
-		return 0, ErrLogStoreClosed
+		return 0, ErrClosed
 	}
 	return s.bounds.Load().last, nil
 }
 
 // GetLog reads the entry at index into log. A missing entry returns
 // raft.ErrLogNotFound unwrapped: raft compares it with ==.
-func (s *LogStore) GetLog(index uint64, log *raft.Log) error {
+func (s *Store) GetLog(index uint64, log *raft.Log) error {
 	if s.closed.Load() {
-		return ErrLogStoreClosed
+		return ErrClosed
 	}
 	var kb [logKeyLen]byte
 	val, closer, err := s.db.Get(putLogKey(kb[:], index))
@@ -247,30 +244,30 @@ func (s *LogStore) GetLog(index uint64, log *raft.Log) error {
 		return raft.ErrLogNotFound
 	}
 	if err != nil {
-		return fmt.Errorf("raftnode: get log %d: %w", index, err)
+		return fmt.Errorf("logstore: get log %d: %w", index, err)
 	}
 	err = decodeLog(val, log)
 	if cerr := closer.Close(); err == nil && cerr != nil {
 		err = cerr
 	}
 	if err != nil {
-		return fmt.Errorf("raftnode: get log %d: %w", index, err)
+		return fmt.Errorf("logstore: get log %d: %w", index, err)
 	}
 	if log.Index != index {
-		return fmt.Errorf("raftnode: get log %d: entry holds index %d: %w", index, log.Index, errCorruptLog)
+		return fmt.Errorf("logstore: get log %d: entry holds index %d: %w", index, log.Index, errCorruptLog)
 	}
 	return nil
 }
 
 // StoreLog stores one entry.
-func (s *LogStore) StoreLog(log *raft.Log) error {
+func (s *Store) StoreLog(log *raft.Log) error {
 	return s.StoreLogs([]*raft.Log{log})
 }
 
 // StoreLogs stores entries in one batch committed with pebble.Sync: this
 // fsync is the durability point of the system. Gaps with previously stored
 // entries are allowed (raft relies on that after installing a snapshot).
-func (s *LogStore) StoreLogs(logs []*raft.Log) error {
+func (s *Store) StoreLogs(logs []*raft.Log) error {
 	if len(logs) == 0 {
 		return nil
 	}
@@ -278,12 +275,12 @@ func (s *LogStore) StoreLogs(logs []*raft.Log) error {
 	minIdx, maxIdx := uint64(math.MaxUint64), uint64(0)
 	for i, l := range logs {
 		if l == nil {
-			return fmt.Errorf("raftnode: store logs: entry %d is nil", i)
+			return fmt.Errorf("logstore: store logs: entry %d is nil", i)
 		}
 		if l.Index == 0 {
 			// raft never stores index 0, and 0 means "no entries" for
 			// FirstIndex/LastIndex.
-			return fmt.Errorf("raftnode: store logs: entry %d has index 0", i)
+			return fmt.Errorf("logstore: store logs: entry %d has index 0", i)
 		}
 		size += logKeyLen + encodedLogLen(l) + 16 // + batch record overhead
 		minIdx = min(minIdx, l.Index)
@@ -293,20 +290,20 @@ func (s *LogStore) StoreLogs(logs []*raft.Log) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed.Load() {
-		return ErrLogStoreClosed
+		return ErrClosed
 	}
-	b := s.db.NewBatchWithSize(size, pebble.WithMaxRetainedSizeBytes(logStoreBatchRetainBytes))
+	b := s.db.NewBatchWithSize(size, pebble.WithMaxRetainedSizeBytes(batchRetainBytes))
 	defer b.Close()
 	for _, l := range logs {
 		op := b.SetDeferred(logKeyLen, encodedLogLen(l))
 		putLogKey(op.Key, l.Index)
 		encodeLog(op.Value, l)
 		if err := op.Finish(); err != nil {
-			return fmt.Errorf("raftnode: store logs %d-%d: %w", minIdx, maxIdx, err)
+			return fmt.Errorf("logstore: store logs %d-%d: %w", minIdx, maxIdx, err)
 		}
 	}
 	if err := b.Commit(pebble.Sync); err != nil {
-		return fmt.Errorf("raftnode: store logs %d-%d: commit: %w", minIdx, maxIdx, err)
+		return fmt.Errorf("logstore: store logs %d-%d: commit: %w", minIdx, maxIdx, err)
 	}
 	bo := s.bounds.Load()
 	bn := logBounds{first: bo.first, last: max(bo.last, maxIdx)}
@@ -337,17 +334,17 @@ func (s *LogStore) StoreLogs(logs []*raft.Log) error {
 // left the memtable, so there was nothing to compact.
 //
 // So DeleteRange adds the estimated sstable bytes under the deleted span to a
-// pending total; when that reaches logStoreCompactMinBytes (16 MiB) a
+// pending total; when that reaches compactMinBytes (16 MiB) a
 // background goroutine runs DB.Compact over the union of the pending spans.
 // The caller never waits for it; Close waits for a running one to finish.
-func (s *LogStore) DeleteRange(minIdx, maxIdx uint64) error {
+func (s *Store) DeleteRange(minIdx, maxIdx uint64) error {
 	if minIdx > maxIdx {
 		return nil
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed.Load() {
-		return ErrLogStoreClosed
+		return ErrClosed
 	}
 	var lo, hi [logKeyLen]byte
 	start := putLogKey(lo[:], minIdx)
@@ -355,10 +352,10 @@ func (s *LogStore) DeleteRange(minIdx, maxIdx uint64) error {
 	b := s.db.NewBatch()
 	defer b.Close()
 	if err := b.DeleteRange(start, end, nil); err != nil {
-		return fmt.Errorf("raftnode: delete logs %d-%d: %w", minIdx, maxIdx, err)
+		return fmt.Errorf("logstore: delete logs %d-%d: %w", minIdx, maxIdx, err)
 	}
 	if err := b.Commit(pebble.Sync); err != nil {
-		return fmt.Errorf("raftnode: delete logs %d-%d: commit: %w", minIdx, maxIdx, err)
+		return fmt.Errorf("logstore: delete logs %d-%d: commit: %w", minIdx, maxIdx, err)
 	}
 
 	bo := s.bounds.Load()
@@ -372,13 +369,13 @@ func (s *LogStore) DeleteRange(minIdx, maxIdx uint64) error {
 	case minIdx <= bo.first: // prefix: the new first is the next key after the range
 		nf, err := s.firstLogFrom(end)
 		if err != nil {
-			return fmt.Errorf("raftnode: delete logs %d-%d: %w", minIdx, maxIdx, err)
+			return fmt.Errorf("logstore: delete logs %d-%d: %w", minIdx, maxIdx, err)
 		}
 		bn.first = nf // exists: last > maxIdx is stored
 	case maxIdx >= bo.last: // suffix: the new last is the key before the range
 		nl, err := s.lastLogBelow(start)
 		if err != nil {
-			return fmt.Errorf("raftnode: delete logs %d-%d: %w", minIdx, maxIdx, err)
+			return fmt.Errorf("logstore: delete logs %d-%d: %w", minIdx, maxIdx, err)
 		}
 		bn.last = nl // exists: first < minIdx is stored
 	}
@@ -388,39 +385,39 @@ func (s *LogStore) DeleteRange(minIdx, maxIdx uint64) error {
 }
 
 // Set stores a stable-store key, synced.
-func (s *LogStore) Set(key []byte, val []byte) error {
+func (s *Store) Set(key []byte, val []byte) error {
 	if s.closed.Load() {
-		return ErrLogStoreClosed
+		return ErrClosed
 	}
 	if err := s.db.Set(stableKey(key), val, pebble.Sync); err != nil {
-		return fmt.Errorf("raftnode: stable set %q: %w", key, err)
+		return fmt.Errorf("logstore: stable set %q: %w", key, err)
 	}
 	return nil
 }
 
 // Get returns a copy of the value of a stable-store key, or ErrKeyNotFound
 // (text "not found", unwrapped) if the key is missing.
-func (s *LogStore) Get(key []byte) ([]byte, error) {
+func (s *Store) Get(key []byte) ([]byte, error) {
 	if s.closed.Load() {
-		return nil, ErrLogStoreClosed
+		return nil, ErrClosed
 	}
 	val, closer, err := s.db.Get(stableKey(key))
 	if errors.Is(err, pebble.ErrNotFound) {
 		return nil, ErrKeyNotFound
 	}
 	if err != nil {
-		return nil, fmt.Errorf("raftnode: stable get %q: %w", key, err)
+		return nil, fmt.Errorf("logstore: stable get %q: %w", key, err)
 	}
 	out := make([]byte, len(val))
 	copy(out, val)
 	if err := closer.Close(); err != nil {
-		return nil, fmt.Errorf("raftnode: stable get %q: %w", key, err)
+		return nil, fmt.Errorf("logstore: stable get %q: %w", key, err)
 	}
 	return out, nil
 }
 
 // SetUint64 stores val as 8 big-endian bytes under key, synced.
-func (s *LogStore) SetUint64(key []byte, val uint64) error {
+func (s *Store) SetUint64(key []byte, val uint64) error {
 	var b [8]byte
 	binary.BigEndian.PutUint64(b[:], val)
 	return s.Set(key, b[:])
@@ -428,19 +425,19 @@ func (s *LogStore) SetUint64(key []byte, val uint64) error {
 
 // GetUint64 returns the value stored by SetUint64, or (0, ErrKeyNotFound)
 // if the key is missing (raft-boltdb behaves the same; raft accepts it).
-func (s *LogStore) GetUint64(key []byte) (uint64, error) {
+func (s *Store) GetUint64(key []byte) (uint64, error) {
 	val, err := s.Get(key)
 	if err != nil {
 		return 0, err
 	}
 	if len(val) != 8 {
-		return 0, fmt.Errorf("raftnode: stable get uint64 %q: value has %d bytes, want 8: %w", key, len(val), errCorruptLog)
+		return 0, fmt.Errorf("logstore: stable get uint64 %q: value has %d bytes, want 8: %w", key, len(val), errCorruptLog)
 	}
 	return binary.BigEndian.Uint64(val), nil
 }
 
 // scanBounds reads the first and last log index from Pebble.
-func (s *LogStore) scanBounds() (first, last uint64, err error) {
+func (s *Store) scanBounds() (first, last uint64, err error) {
 	var lo, hi [logKeyLen]byte
 	first, err = s.firstLogFrom(putLogKey(lo[:], 0))
 	if err != nil || first == 0 {
@@ -455,19 +452,19 @@ func (s *LogStore) scanBounds() (first, last uint64, err error) {
 
 // firstLogFrom returns the smallest stored index whose key is >= start, 0 if
 // there is none.
-func (s *LogStore) firstLogFrom(start []byte) (uint64, error) {
+func (s *Store) firstLogFrom(start []byte) (uint64, error) {
 	var hi [logKeyLen]byte
 	return s.boundLog(&pebble.IterOptions{LowerBound: start, UpperBound: logRangeEnd(hi[:], math.MaxUint64)}, true)
 }
 
 // lastLogBelow returns the largest stored index whose key is < end, 0 if
 // there is none.
-func (s *LogStore) lastLogBelow(end []byte) (uint64, error) {
+func (s *Store) lastLogBelow(end []byte) (uint64, error) {
 	var lo [logKeyLen]byte
 	return s.boundLog(&pebble.IterOptions{LowerBound: putLogKey(lo[:], 0), UpperBound: end}, false)
 }
 
-func (s *LogStore) boundLog(o *pebble.IterOptions, first bool) (uint64, error) {
+func (s *Store) boundLog(o *pebble.IterOptions, first bool) (uint64, error) {
 	it, err := s.db.NewIter(o)
 	if err != nil {
 		return 0, fmt.Errorf("log bounds: %w", err)
@@ -494,7 +491,7 @@ func (s *LogStore) boundLog(o *pebble.IterOptions, first bool) (uint64, error) {
 // noteDeleted adds the sstable bytes under a span just deleted to the
 // pending total, and wakes the compactor once the total reaches compactMin.
 // Called with mu held.
-func (s *LogStore) noteDeleted(start, end []byte, minIdx, maxIdx uint64) {
+func (s *Store) noteDeleted(start, end []byte, minIdx, maxIdx uint64) {
 	if s.compactMin == 0 {
 		return
 	}
@@ -525,7 +522,7 @@ func (s *LogStore) noteDeleted(start, end []byte, minIdx, maxIdx uint64) {
 
 // compactLoop compacts the pending deleted span, one compaction at a time,
 // until ctx is cancelled (by Close).
-func (s *LogStore) compactLoop(ctx context.Context) {
+func (s *Store) compactLoop(ctx context.Context) {
 	defer close(s.compactDone)
 	for {
 		select {
@@ -809,5 +806,5 @@ func (p logStorePebbleLogger) Errorf(format string, args ...any) {
 func (p logStorePebbleLogger) Fatalf(format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
 	p.l.Error(msg, "source", "pebble", "fatal", true)
-	panic("raftnode: pebble fatal error in raft log store: " + msg)
+	panic("logstore: pebble fatal error in raft log store: " + msg)
 }

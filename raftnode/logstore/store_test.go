@@ -1,4 +1,4 @@
-package raftnode
+package logstore
 
 import (
 	"bytes"
@@ -36,11 +36,11 @@ func waitFor(t testing.TB, timeout time.Duration, cond func() bool) {
 	}
 }
 
-func openTestLogStore(t testing.TB, dir string) *LogStore {
+func openTestStore(t testing.TB, dir string) *Store {
 	t.Helper()
-	s, err := OpenLogStore(LogStoreConfig{Dir: dir})
+	s, err := Open(Config{Dir: dir})
 	if err != nil {
-		t.Fatalf("OpenLogStore: %v", err)
+		t.Fatalf("Open: %v", err)
 	}
 	t.Cleanup(func() { _ = s.Close() })
 	return s
@@ -56,7 +56,7 @@ func testLog(index uint64) *raft.Log {
 	}
 }
 
-func storeRange(t testing.TB, s *LogStore, from, to uint64) {
+func storeRange(t testing.TB, s *Store, from, to uint64) {
 	t.Helper()
 	var logs []*raft.Log
 	for i := from; i <= to; i++ {
@@ -69,7 +69,7 @@ func storeRange(t testing.TB, s *LogStore, from, to uint64) {
 
 // checkBounds checks FirstIndex/LastIndex against want and against a fresh
 // scan of Pebble.
-func checkBounds(t testing.TB, s *LogStore, wantFirst, wantLast uint64) {
+func checkBounds(t testing.TB, s *Store, wantFirst, wantLast uint64) {
 	t.Helper()
 	first, err := s.FirstIndex()
 	if err != nil {
@@ -91,7 +91,7 @@ func checkBounds(t testing.TB, s *LogStore, wantFirst, wantLast uint64) {
 	}
 }
 
-func checkPresent(t testing.TB, s *LogStore, present func(uint64) bool, from, to uint64) {
+func checkPresent(t testing.TB, s *Store, present func(uint64) bool, from, to uint64) {
 	t.Helper()
 	for i := from; i <= to; i++ {
 		var l raft.Log
@@ -114,7 +114,7 @@ func logsEqual(a, b *raft.Log) bool {
 }
 
 func TestLogStoreEmpty(t *testing.T) {
-	s := openTestLogStore(t, t.TempDir())
+	s := openTestStore(t, t.TempDir())
 	checkBounds(t, s, 0, 0)
 	var l raft.Log
 	for _, i := range []uint64{0, 1, math.MaxUint64} {
@@ -133,7 +133,7 @@ func TestLogStoreEmpty(t *testing.T) {
 
 func TestLogStoreRoundTrip(t *testing.T) {
 	dir := t.TempDir()
-	s := openTestLogStore(t, dir)
+	s := openTestStore(t, dir)
 	big := bytes.Repeat([]byte("0123456789abcdef"), 64<<10) // 1 MiB
 	logs := []*raft.Log{
 		{Index: 1, Term: 1, Type: raft.LogConfiguration, Data: []byte("config"), AppendedAt: time.Unix(1_700_000_000, 123_456_789)},
@@ -151,7 +151,7 @@ func TestLogStoreRoundTrip(t *testing.T) {
 	if err := s.StoreLogs(logs[1:]); err != nil {
 		t.Fatalf("StoreLogs: %v", err)
 	}
-	check := func(s *LogStore) {
+	check := func(s *Store) {
 		t.Helper()
 		checkBounds(t, s, 1, uint64(len(logs)))
 		for _, want := range logs {
@@ -185,7 +185,7 @@ func TestLogStoreRoundTrip(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
-	check(openTestLogStore(t, dir))
+	check(openTestStore(t, dir))
 }
 
 func abbrev(l *raft.Log) raft.Log {
@@ -197,7 +197,7 @@ func abbrev(l *raft.Log) raft.Log {
 }
 
 func TestLogStoreStoreLogsInvalid(t *testing.T) {
-	s := openTestLogStore(t, t.TempDir())
+	s := openTestStore(t, t.TempDir())
 	if err := s.StoreLogs([]*raft.Log{testLog(1), nil}); err == nil {
 		t.Fatal("StoreLogs with a nil entry: no error")
 	}
@@ -208,7 +208,7 @@ func TestLogStoreStoreLogsInvalid(t *testing.T) {
 }
 
 func TestLogStoreGetLogMissing(t *testing.T) {
-	s := openTestLogStore(t, t.TempDir())
+	s := openTestStore(t, t.TempDir())
 	storeRange(t, s, 10, 20)
 	var l raft.Log
 	for _, i := range []uint64{0, 1, 9, 21, math.MaxUint64} {
@@ -221,7 +221,7 @@ func TestLogStoreGetLogMissing(t *testing.T) {
 func TestLogStoreGaps(t *testing.T) {
 	// raft may store entries after a gap (after installing a snapshot).
 	dir := t.TempDir()
-	s := openTestLogStore(t, dir)
+	s := openTestStore(t, dir)
 	storeRange(t, s, 1, 5)
 	storeRange(t, s, 100, 105)
 	checkBounds(t, s, 1, 105)
@@ -245,7 +245,7 @@ func TestLogStoreGaps(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	checkBounds(t, openTestLogStore(t, dir), 7, 8)
+	checkBounds(t, openTestStore(t, dir), 7, 8)
 }
 
 func TestLogStoreDeleteRange(t *testing.T) {
@@ -273,7 +273,7 @@ func TestLogStoreDeleteRange(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
-			s := openTestLogStore(t, dir)
+			s := openTestStore(t, dir)
 			storeRange(t, s, 1, 100)
 			for _, st := range tc.steps {
 				if err := s.DeleteRange(st[0], st[1]); err != nil {
@@ -286,7 +286,7 @@ func TestLogStoreDeleteRange(t *testing.T) {
 			if err := s.Close(); err != nil {
 				t.Fatal(err)
 			}
-			s = openTestLogStore(t, dir)
+			s = openTestStore(t, dir)
 			checkBounds(t, s, tc.first, tc.last)
 			checkPresent(t, s, present, 0, 101)
 
@@ -305,7 +305,7 @@ func TestLogStoreDeleteRange(t *testing.T) {
 func TestLogStoreSuffixReplace(t *testing.T) {
 	// The follower conflict path: delete a suffix, then store new entries
 	// with a new term at the same indexes.
-	s := openTestLogStore(t, t.TempDir())
+	s := openTestStore(t, t.TempDir())
 	storeRange(t, s, 1, 50)
 	if err := s.DeleteRange(31, 50); err != nil {
 		t.Fatal(err)
@@ -329,7 +329,7 @@ func TestLogStoreSuffixReplace(t *testing.T) {
 
 func TestLogStoreReopen(t *testing.T) {
 	dir := t.TempDir()
-	s := openTestLogStore(t, dir)
+	s := openTestStore(t, dir)
 	storeRange(t, s, 1, 1000)
 	if err := s.DeleteRange(1, 250); err != nil {
 		t.Fatal(err)
@@ -347,7 +347,7 @@ func TestLogStoreReopen(t *testing.T) {
 		t.Fatalf("second Close: %v", err)
 	}
 
-	s = openTestLogStore(t, dir)
+	s = openTestStore(t, dir)
 	checkBounds(t, s, 251, 1000)
 	checkPresent(t, s, func(i uint64) bool { return i >= 251 && i <= 1000 }, 240, 1001)
 	if v, err := s.GetUint64([]byte("CurrentTerm")); err != nil || v != 7 {
@@ -359,7 +359,7 @@ func TestLogStoreReopen(t *testing.T) {
 }
 
 func TestLogStoreClosed(t *testing.T) {
-	s := openTestLogStore(t, t.TempDir())
+	s := openTestStore(t, t.TempDir())
 	storeRange(t, s, 1, 3)
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
@@ -371,28 +371,28 @@ func TestLogStoreClosed(t *testing.T) {
 		"DeleteRange": s.DeleteRange(1, 2),
 		"Set":         s.Set([]byte("k"), []byte("v")),
 	} {
-		if !errors.Is(err, ErrLogStoreClosed) {
-			t.Errorf("%s after Close: %v, want ErrLogStoreClosed", name, err)
+		if !errors.Is(err, ErrClosed) {
+			t.Errorf("%s after Close: %v, want ErrClosed", name, err)
 		}
 	}
-	if _, err := s.LastIndex(); !errors.Is(err, ErrLogStoreClosed) {
+	if _, err := s.LastIndex(); !errors.Is(err, ErrClosed) {
 		t.Errorf("LastIndex after Close: %v", err)
 	}
-	if _, err := s.GetUint64([]byte("k")); !errors.Is(err, ErrLogStoreClosed) {
+	if _, err := s.GetUint64([]byte("k")); !errors.Is(err, ErrClosed) {
 		t.Errorf("GetUint64 after Close: %v", err)
 	}
 }
 
 func TestLogStoreOpenErrors(t *testing.T) {
-	if _, err := OpenLogStore(LogStoreConfig{}); err == nil {
-		t.Fatal("OpenLogStore with empty Dir: no error")
+	if _, err := Open(Config{}); err == nil {
+		t.Fatal("Open with empty Dir: no error")
 	}
 	dir := t.TempDir()
-	_ = openTestLogStore(t, dir)
+	_ = openTestStore(t, dir)
 	// Pebble locks its directory: a second instance on the same Dir fails.
-	if s2, err := OpenLogStore(LogStoreConfig{Dir: dir}); err == nil {
+	if s2, err := Open(Config{Dir: dir}); err == nil {
 		_ = s2.Close()
-		t.Fatal("second OpenLogStore on the same Dir: no error")
+		t.Fatal("second Open on the same Dir: no error")
 	} else if !strings.Contains(err.Error(), dir) {
 		t.Fatalf("error lacks the directory: %v", err)
 	}
@@ -400,7 +400,7 @@ func TestLogStoreOpenErrors(t *testing.T) {
 
 func TestStableStore(t *testing.T) {
 	dir := t.TempDir()
-	s := openTestLogStore(t, dir)
+	s := openTestStore(t, dir)
 
 	// Missing keys: the exact error raft relies on.
 	if v, err := s.Get([]byte("missing")); err == nil || err.Error() != "not found" || v != nil {
@@ -441,7 +441,7 @@ func TestStableStore(t *testing.T) {
 		t.Fatalf("a log entry is visible through Get: %v", err)
 	}
 
-	check := func(s *LogStore) {
+	check := func(s *Store) {
 		t.Helper()
 		for k, want := range map[string]string{"a": "22", "empty": "", "\x00\xff": "\x01\x02\x03", "owned": "caller-owned", "l": "not a log"} {
 			got, err := s.Get([]byte(k))
@@ -463,13 +463,13 @@ func TestStableStore(t *testing.T) {
 	}
 	check(s)
 	must(s.Close())
-	check(openTestLogStore(t, dir))
+	check(openTestStore(t, dir))
 }
 
 func TestStableStoreRaftContract(t *testing.T) {
 	// raft.HasExistingState treats "not found" from GetUint64 as "no state"
 	// and anything else as a failure.
-	s := openTestLogStore(t, t.TempDir())
+	s := openTestStore(t, t.TempDir())
 	snaps := raft.NewInmemSnapshotStore()
 	existing, err := raft.HasExistingState(s, s, snaps)
 	if err != nil || existing {
@@ -519,7 +519,7 @@ func TestLogStoreDecodeCorrupt(t *testing.T) {
 
 	// Corruption on disk surfaces as a wrapped error from GetLog, and a
 	// record whose index disagrees with its key is caught.
-	s := openTestLogStore(t, t.TempDir())
+	s := openTestStore(t, t.TempDir())
 	var kb [logKeyLen]byte
 	if err := s.db.Set(putLogKey(kb[:], 5), []byte{9, 9, 9}, pebble.Sync); err != nil {
 		t.Fatal(err)
@@ -565,7 +565,7 @@ func FuzzLogStoreDecode(f *testing.F) {
 func TestLogStoreConcurrent(t *testing.T) {
 	// An appender, a truncator (like raft's snapshot goroutine) and readers
 	// at the same time; afterwards the cached bounds match Pebble.
-	s := openTestLogStore(t, t.TempDir())
+	s := openTestStore(t, t.TempDir())
 	const total, batch, keep = 2000, 10, 100
 	appendedCh := make(chan uint64, total/batch)
 	var appended atomic.Uint64
@@ -640,7 +640,7 @@ func TestLogStoreConcurrent(t *testing.T) {
 }
 
 func TestLogStoreBackgroundCompaction(t *testing.T) {
-	s := openTestLogStore(t, t.TempDir())
+	s := openTestStore(t, t.TempDir())
 	s.compactMin = 1 << 20        // test threshold: 1 MiB instead of 64 MiB
 	payload := make([]byte, 4096) // incompressible
 	rng := rand.New(rand.NewPCG(3, 4))
@@ -694,7 +694,7 @@ func TestLogStorePebbleLogger(t *testing.T) {
 	var buf bytes.Buffer
 	var mu sync.Mutex
 	h := slog.NewTextHandler(lockedWriter{&mu, &buf}, &slog.HandlerOptions{Level: slog.LevelDebug})
-	s, err := OpenLogStore(LogStoreConfig{Dir: t.TempDir(), Logger: slog.New(h)})
+	s, err := Open(Config{Dir: t.TempDir(), Logger: slog.New(h)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -790,14 +790,14 @@ func (logStoreTestSnapshot) Release() {}
 
 type logStoreTestNode struct {
 	raft  *raft.Raft
-	store *LogStore
+	store *Store
 	trans *raft.NetworkTransport
 	fsm   *logStoreTestFSM
 }
 
 func startLogStoreTestNode(t *testing.T, logDir, snapDir string) *logStoreTestNode {
 	t.Helper()
-	store, err := OpenLogStore(LogStoreConfig{Dir: logDir})
+	store, err := Open(Config{Dir: logDir})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -910,7 +910,7 @@ func TestLogStoreRaftIntegration(t *testing.T) {
 // Random interleavings of StoreLogs and DeleteRange against a model.
 func TestLogStoreRandomOps(t *testing.T) {
 	dir := t.TempDir()
-	s := openTestLogStore(t, dir)
+	s := openTestStore(t, dir)
 	rng := rand.New(rand.NewPCG(1, 2))
 	model := map[uint64]bool{}
 	modelBounds := func() (uint64, uint64) {
