@@ -13,6 +13,8 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/hashicorp/raft"
+
+	"github.com/theeye/theeye"
 )
 
 // ErrKeyNotFound is returned by Store.Get and Store.GetUint64 for a
@@ -150,11 +152,10 @@ func Open(cfg Config) (*Store, error) {
 
 	cache := pebble.NewCache(cacheSize)
 	defer cache.Unref() // the DB holds its own reference
-	pl := logStorePebbleLogger{l: logger}
 	opts := &pebble.Options{
 		Cache:                       cache,
 		FormatMajorVersion:          pebble.FormatNewest,
-		Logger:                      pl,
+		Logger:                      pebbleLogger(logger),
 		MemTableSize:                memTableSize,
 		MemTableStopWritesThreshold: 2,
 		L0CompactionThreshold:       4,
@@ -610,12 +611,12 @@ var errCorruptLog = errors.New("corrupt log store record")
 // round trip returns what was stored (AppendedAt comes back in time.Local,
 // without a monotonic reading).
 func encodedLogLen(l *raft.Log) int {
-	n := 2 + uvarintLen(l.Index) + uvarintLen(l.Term) + 1
+	n := 2 + theeye.UvarintLen(l.Index) + theeye.UvarintLen(l.Term) + 1
 	if !l.AppendedAt.IsZero() {
-		n += varintLen(l.AppendedAt.Unix()) + uvarintLen(uint64(l.AppendedAt.Nanosecond()))
+		n += theeye.VarintLen(l.AppendedAt.Unix()) + theeye.UvarintLen(uint64(l.AppendedAt.Nanosecond()))
 	}
-	n += uvarintLen(uint64(len(l.Data))) + len(l.Data)
-	n += uvarintLen(uint64(len(l.Extensions))) + len(l.Extensions)
+	n += theeye.UvarintLen(uint64(len(l.Data))) + len(l.Data)
+	n += theeye.UvarintLen(uint64(len(l.Extensions))) + len(l.Extensions)
 	return n
 }
 
@@ -732,7 +733,7 @@ func (d *logDecoder) uvarint(field string) uint64 {
 		return 0
 	}
 	v, n := binary.Uvarint(d.buf)
-	if n <= 0 || n != uvarintLen(v) { // truncated, overflowing or not minimal
+	if n <= 0 || n != theeye.UvarintLen(v) { // truncated, overflowing or not minimal
 		d.fail(field)
 		return 0
 	}
@@ -745,7 +746,7 @@ func (d *logDecoder) varint(field string) int64 {
 		return 0
 	}
 	v, n := binary.Varint(d.buf)
-	if n <= 0 || n != varintLen(v) {
+	if n <= 0 || n != theeye.VarintLen(v) {
 		d.fail(field)
 		return 0
 	}
@@ -767,44 +768,12 @@ func (d *logDecoder) bytes(field string) []byte {
 	return b
 }
 
-func uvarintLen(v uint64) int {
-	n := 1
-	for v >= 0x80 {
-		v >>= 7
-		n++
-	}
-	return n
-}
-
-func varintLen(v int64) int {
-	// Zig-zag, as binary.PutVarint does.
-	ux := uint64(v) << 1
-	if v < 0 {
-		ux = ^ux
-	}
-	return uvarintLen(ux)
-}
-
-// --- Pebble logger ---
-
-// logStorePebbleLogger forwards Pebble's messages to slog: Infof at debug
-// level (Pebble is chatty on Open: "Found 0 WALs", ...), Errorf at error.
-// Fatalf logs at error and panics: Pebble calls it on unrecoverable
-// conditions (e.g. data corruption) and does not expect it to return.
-type logStorePebbleLogger struct{ l *slog.Logger }
-
-func (p logStorePebbleLogger) Infof(format string, args ...any) {
-	if p.l.Enabled(context.Background(), slog.LevelDebug) {
-		p.l.Debug(fmt.Sprintf(format, args...), "source", "pebble")
-	}
-}
-
-func (p logStorePebbleLogger) Errorf(format string, args ...any) {
-	p.l.Error(fmt.Sprintf(format, args...), "source", "pebble")
-}
-
-func (p logStorePebbleLogger) Fatalf(format string, args ...any) {
-	msg := fmt.Sprintf(format, args...)
-	p.l.Error(msg, "source", "pebble", "fatal", true)
-	panic("logstore: pebble fatal error in raft log store: " + msg)
+// pebbleLogger is the Pebble logger of a store: the shared slog adapter,
+// with Pebble's messages marked source=pebble beside the store's own.
+// Infof logs at debug level (Pebble is chatty on Open: "Found 0 WALs",
+// ...); Fatalf logs at error and panics, since Pebble calls it on
+// unrecoverable conditions (e.g. data corruption) and does not expect it
+// to return.
+func pebbleLogger(l *slog.Logger) theeye.PrintfLogger {
+	return theeye.PrintfLogger{L: l.With("source", "pebble")}
 }

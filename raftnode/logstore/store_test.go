@@ -708,7 +708,7 @@ func TestLogStorePebbleLogger(t *testing.T) {
 		t.Fatalf("pebble messages not forwarded at debug level:\n%s", out)
 	}
 
-	pl := logStorePebbleLogger{l: slog.New(slog.DiscardHandler)}
+	pl := pebbleLogger(slog.New(slog.DiscardHandler))
 	defer func() {
 		if r := recover(); r == nil || !strings.Contains(fmt.Sprint(r), "boom 1") {
 			t.Fatalf("Fatalf: recovered %v, want a panic with the message", r)
