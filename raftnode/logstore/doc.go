@@ -5,5 +5,6 @@
 //
 // Every write is one Pebble batch committed with pebble.Sync: the StoreLogs
 // fsync is the durability point of every acknowledged write. Open a Store
-// with Open; raftnode puts a raft.LogCache in front of it.
+// with Open; raftnode puts a raft.LogCache in front of it. See DESIGN.md
+// beside this file.
 package logstore
