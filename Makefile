@@ -61,7 +61,7 @@ fuzz:
 	$(GO) test -run=NONE -fuzz=FuzzKeyEncoding -fuzztime=$(FUZZTIME) ./index
 	$(GO) test -run=NONE -fuzz=FuzzAppendJSONString -fuzztime=$(FUZZTIME) ./index
 	$(GO) test -run=NONE -fuzz=FuzzCompileSchema -fuzztime=$(FUZZTIME) .
-	$(GO) test -run=NONE -fuzz=FuzzLogStoreDecode -fuzztime=$(FUZZTIME) ./raftnode
+	$(GO) test -run=NONE -fuzz=FuzzLogStoreDecode -fuzztime=$(FUZZTIME) ./raftnode/logstore
 	$(GO) test -run=NONE -fuzz=FuzzRaftHandshake -fuzztime=$(FUZZTIME) ./raftnode
 	$(GO) test -run=NONE -fuzz=FuzzParseNodeProof -fuzztime=$(FUZZTIME) ./api
 	$(GO) test -run=NONE -fuzz=FuzzNodeProofVerify -fuzztime=$(FUZZTIME) ./api

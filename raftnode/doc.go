@@ -1,8 +1,9 @@
 // Package raftnode owns this member's hashicorp/raft instance: the FSM that
 // appends committed event entries to log/ and applies replicated
 // configuration (apps, keys, node addresses), the Pebble-backed Raft log
-// store, snapshots, the transport, membership, and the group committer that
-// coalesces concurrent ingest requests into one Raft entry.
+// store (through its subpackage raftnode/logstore), snapshots, the
+// transport, membership, and the group committer that coalesces concurrent
+// ingest requests into one Raft entry.
 //
 // The request path: Append encodes the envelopes, queues them, and the
 // commit loop packs every waiting request (bounded by events, bytes and

@@ -19,6 +19,7 @@ import (
 
 	"github.com/theeye/theeye"
 	"github.com/theeye/theeye/log"
+	"github.com/theeye/theeye/raftnode/logstore"
 )
 
 // Errors returned by Node; callers test them with errors.Is (the API maps
@@ -31,6 +32,9 @@ var (
 	// ErrClosed is returned once Close has begun.
 	ErrClosed = errors.New("raftnode: closed")
 )
+
+// logCacheEntries is the size of the raft.LogCache in front of the log store.
+const logCacheEntries = 128
 
 // Config configures a Node.
 type Config struct {
@@ -127,7 +131,7 @@ type Node struct {
 
 	raft     *raft.Raft
 	trans    *raft.NetworkTransport
-	logStore *LogStore
+	logStore *logstore.Store
 	raftAddr string
 	raftBind string // the address the Raft listener is bound to
 	// appliedSeq is the last seq the FSM appended to log/.
@@ -195,7 +199,7 @@ func (n *Node) openRaft() error {
 	rc.NoSnapshotRestoreOnStart = true
 
 	var err error
-	n.logStore, err = OpenLogStore(LogStoreConfig{Dir: filepath.Join(cfg.Dir, "raft"), Logger: n.logger})
+	n.logStore, err = logstore.Open(logstore.Config{Dir: filepath.Join(cfg.Dir, "raft"), Logger: n.logger})
 	if err != nil {
 		return fmt.Errorf("open raft log store: %w", err)
 	}

@@ -7,7 +7,7 @@ import (
 	"runtime/debug"
 
 	"github.com/theeye/theeye/index"
-	"github.com/theeye/theeye/raftnode"
+	"github.com/theeye/theeye/raftnode/logstore"
 )
 
 // goHeapBudget is what the node needs on the Go heap besides Pebble's
@@ -27,7 +27,7 @@ func autoMemoryLimit(cfg Config) int64 {
 	if !pebbleOnGoHeap {
 		return goHeapBudget
 	}
-	return cfg.CacheSize + 2*index.DefaultMemTableSize + raftnode.LogStoreMemory + goHeapBudget
+	return cfg.CacheSize + 2*index.DefaultMemTableSize + logstore.DefaultMemory + goHeapBudget
 }
 
 // applyMemoryLimit sets the Go soft memory limit: --memory-limit when

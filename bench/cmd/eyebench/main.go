@@ -179,7 +179,7 @@ func run(ctx context.Context, args []string, logger *slog.Logger) error {
 
 	if *micro && ctx.Err() == nil {
 		progress("Go micro-benchmarks")
-		mc := bench.MicroConfig{ModDir: modDir, Packages: []string{"./log", "./index", "./raftnode", "."}, Count: 6, Benchtime: "50ms", ProfileDir: profDir}
+		mc := bench.MicroConfig{ModDir: modDir, Packages: []string{"./log", "./index", "./raftnode/logstore", "."}, Count: 6, Benchtime: "50ms", ProfileDir: profDir}
 		if cfg.Quick {
 			mc.Count, mc.Benchtime = 1, "20ms"
 		}

@@ -1,4 +1,4 @@
-package raftnode
+package logstore
 
 import (
 	"bytes"
@@ -25,7 +25,7 @@ func BenchmarkStoreLogs(b *testing.B) {
 }
 
 func benchStoreLogs(b *testing.B, entries, size int) {
-	s, err := OpenLogStore(LogStoreConfig{Dir: b.TempDir()})
+	s, err := Open(Config{Dir: b.TempDir()})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -71,7 +71,7 @@ func benchStoreLogs(b *testing.B, entries, size int) {
 // BenchmarkLogStoreGetLog measures a point read of a 300-byte entry (what
 // raft's replication does for every entry it sends to a follower).
 func BenchmarkLogStoreGetLog(b *testing.B) {
-	s, err := OpenLogStore(LogStoreConfig{Dir: b.TempDir()})
+	s, err := Open(Config{Dir: b.TempDir()})
 	if err != nil {
 		b.Fatal(err)
 	}
