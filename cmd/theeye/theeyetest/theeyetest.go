@@ -1,11 +1,15 @@
 // Package theeyetest runs real theeye processes for the tests of other
 // packages (client/, cmd/eyectl, cmd/theeye) and for bench/: it builds the
 // binary, starts nodes on loopback ports the kernel picks, waits until they
-// are ready, and kills or stops them. It owns nothing else.
+// are ready, and kills or stops them (each, or every one a Procs holds);
+// and it has the one polling loop of the tests (Poll). It owns nothing
+// else, and imports only the standard library, so any package's tests may
+// use it.
 package theeyetest
 
 import (
 	"bytes"
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -15,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math/big"
 	"net"
 	"net/http"
@@ -22,7 +27,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -90,6 +97,18 @@ type Node struct {
 	HTTPS    bool     // URL scheme https (with --tls-* in Extra)
 	// OnListen, when set, is called once the ports are known.
 	OnListen func(*Node)
+	// Args, when set, are the arguments Bin runs with instead of `serve`
+	// and the flags above (Extra is still appended): for another program
+	// that logs the same "theeye listening" line.
+	Args []string
+	// Name is what errors call the process (default "theeye").
+	Name string
+	// OutTail, when > 0, makes Out keep only the last OutTail bytes (for
+	// a long run) and errors quote only its last lines.
+	OutTail int
+	// Procs, when set, holds every process started until it exits, so
+	// that the caller can kill them all.
+	Procs *Procs
 
 	HTTPPort, RaftPort int
 	URL                string
@@ -103,7 +122,6 @@ type Node struct {
 func StartNode(bin, dataDir, adminKey string, extra ...string) (*Node, error) {
 	n := &Node{Bin: bin, DataDir: dataDir, AdminKey: adminKey, Extra: extra}
 	if err := n.Start(); err != nil {
-		n.Kill9()
 		return nil, err
 	}
 	return n, nil
@@ -135,52 +153,117 @@ func Main(m *testing.M, adminKey string, setup func(bin string, shared *Node)) i
 	return m.Run()
 }
 
-// Start starts the process and waits until it listens and /readyz is 200.
-func (n *Node) Start() error {
+// Start starts the process and waits (at most a minute) until it listens
+// and /readyz is 200; a process that does not get ready is killed.
+func (n *Node) Start() error { return n.StartContext(context.Background(), 60*time.Second) }
+
+// StartContext starts the process and waits until it listens and /readyz
+// is 200, for at most timeout and no longer than ctx lasts; a process that
+// does not get ready is killed.
+func (n *Node) StartContext(ctx context.Context, timeout time.Duration) error {
 	if err := n.StartNoWait(); err != nil {
 		return err
 	}
-	return n.WaitReady(60 * time.Second)
-}
-
-// StartNoWait starts the process and returns at once.
-func (n *Node) StartNoWait() error {
-	host := n.RaftHost
-	if host == "" {
-		host = "127.0.0.1"
+	if err := n.WaitReadyContext(ctx, timeout); err != nil {
+		n.Kill9()
+		return err
 	}
-	args := []string{"serve",
-		"--data-dir", n.DataDir,
-		"--http", "127.0.0.1:" + strconv.Itoa(n.HTTPPort),
-		"--raft", host + ":" + strconv.Itoa(n.RaftPort),
-	}
-	if n.AdminKey != "" {
-		args = append(args, "--admin-key", n.AdminKey)
-	}
-	n.Cmd = exec.Command(n.Bin, append(args, n.Extra...)...)
-	n.Out = &SyncBuffer{}
-	n.Cmd.Stdout, n.Cmd.Stderr = n.Out, n.Out
-	if err := n.Cmd.Start(); err != nil {
-		return fmt.Errorf("start theeye: %w", err)
-	}
-	n.Done = make(chan struct{})
-	go func(cmd *exec.Cmd, done chan struct{}) { cmd.Wait(); close(done) }(n.Cmd, n.Done)
 	return nil
 }
 
-var listening = regexp.MustCompile(`msg="theeye listening" http=(\S+) raft=\S+ raft_listen=\S+:(\d+)`)
+// StartNoWait starts the process and returns at once. On Linux the child
+// gets SIGKILL when its parent dies, however it dies, so no node outlives
+// a test or a benchmark run.
+func (n *Node) StartNoWait() error {
+	args := n.Args
+	if args == nil {
+		host := n.RaftHost
+		if host == "" {
+			host = "127.0.0.1"
+		}
+		args = []string{"serve",
+			"--data-dir", n.DataDir,
+			"--http", "127.0.0.1:" + strconv.Itoa(n.HTTPPort),
+			"--raft", host + ":" + strconv.Itoa(n.RaftPort),
+		}
+		if n.AdminKey != "" {
+			args = append(args, "--admin-key", n.AdminKey)
+		}
+	}
+	cmd := exec.Command(n.Bin, append(slices.Clip(args), n.Extra...)...)
+	n.Out = &SyncBuffer{Max: n.OutTail}
+	cmd.Stdout, cmd.Stderr = n.Out, n.Out
+	cmd.SysProcAttr = sysProcAttr()
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start %s: %w", n.name(), err)
+	}
+	n.Cmd, n.Done = cmd, make(chan struct{})
+	procs, done := n.Procs, n.Done
+	procs.add(cmd, done)
+	go func() {
+		cmd.Wait()
+		procs.remove(cmd)
+		close(done)
+	}()
+	return nil
+}
+
+// name is what errors call the process.
+func (n *Node) name() string {
+	if n.Name == "" {
+		return "theeye"
+	}
+	return n.Name
+}
+
+// output is the process's output as errors quote it: all of it, or the
+// last lines of a tail.
+func (n *Node) output() string {
+	out := n.Out.String()
+	if n.OutTail <= 0 {
+		return out
+	}
+	lines := strings.Split(strings.TrimRight(out, "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-20):], "\n")
+}
+
+// failed says that the process is not what or gave up waiting for it,
+// with its output (which the error of an exited process quotes already).
+func (n *Node) failed(what string, err error) error {
+	if !n.Alive() {
+		return fmt.Errorf("%s not %s: %w", n.name(), what, err)
+	}
+	return fmt.Errorf("%s not %s: %w\n%s", n.name(), what, err, n.output())
+}
+
+// listening matches the line theeye (and bench's no-op server, which has
+// no Raft) logs once it listens: the HTTP address and the Raft port.
+var listening = regexp.MustCompile(`msg="theeye listening" http=(\S+)(?: raft=\S+ raft_listen=\S+:(\d+))?`)
 
 // WaitReady waits for the "theeye listening" line, records the ports, and
-// waits for a 200 from /readyz.
+// waits for a 200 from /readyz, all within timeout.
 func (n *Node) WaitReady(timeout time.Duration) error {
-	if err := n.WaitListening(timeout); err != nil {
+	return n.WaitReadyContext(context.Background(), timeout)
+}
+
+// WaitReadyContext is WaitReady that also gives up when ctx is done.
+func (n *Node) WaitReadyContext(ctx context.Context, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	if err := n.waitListening(ctx, timeout); err != nil {
 		return err
 	}
-	return Poll(timeout, func() error {
+	err := PollContext(ctx, timeout, func() error {
 		if !n.Alive() {
-			return Stop(fmt.Errorf("theeye exited:\n%s", n.Out.String()))
+			return Stop(fmt.Errorf("exited:\n%s", n.output()))
 		}
-		resp, err := http.DefaultClient.Get(n.URL + "/readyz")
+		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		req, err := http.NewRequestWithContext(rctx, http.MethodGet, n.URL+"/readyz", nil)
+		if err != nil {
+			return Stop(fmt.Errorf("readyz request: %w", err))
+		}
+		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			return err
 		}
@@ -191,14 +274,24 @@ func (n *Node) WaitReady(timeout time.Duration) error {
 		}
 		return nil
 	})
+	if err != nil {
+		return n.failed("ready", err)
+	}
+	return nil
 }
 
 // WaitListening waits for the "theeye listening" line, records the ports
 // and calls OnListen.
 func (n *Node) WaitListening(timeout time.Duration) error {
-	err := Poll(timeout, func() error {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	return n.waitListening(ctx, timeout)
+}
+
+func (n *Node) waitListening(ctx context.Context, timeout time.Duration) error {
+	err := PollContext(ctx, timeout, func() error {
 		if !n.Alive() {
-			return Stop(fmt.Errorf("theeye exited early:\n%s", n.Out.String()))
+			return Stop(fmt.Errorf("exited early:\n%s", n.output()))
 		}
 		m := listening.FindStringSubmatch(n.Out.String())
 		if m == nil {
@@ -211,11 +304,13 @@ func (n *Node) WaitListening(timeout time.Duration) error {
 		n.URL = scheme + m[1]
 		_, port, _ := net.SplitHostPort(m[1])
 		n.HTTPPort, _ = strconv.Atoi(port)
-		n.RaftPort, _ = strconv.Atoi(m[2])
+		if m[2] != "" {
+			n.RaftPort, _ = strconv.Atoi(m[2])
+		}
 		return nil
 	})
 	if err != nil {
-		return err
+		return n.failed("listening", err)
 	}
 	if n.OnListen != nil {
 		n.OnListen(n)
@@ -248,24 +343,70 @@ func (n *Node) Kill9() {
 // Stop sends SIGTERM and waits up to timeout for a clean exit (status 0).
 func (n *Node) Stop(timeout time.Duration) error {
 	if !n.Alive() {
-		return errors.New("theeye is not running")
+		return fmt.Errorf("%s is not running", n.name())
 	}
 	n.Cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-n.Done:
 	case <-time.After(timeout):
 		n.Kill9()
-		return fmt.Errorf("theeye did not stop within %s of SIGTERM:\n%s", timeout, n.Out.String())
+		return fmt.Errorf("%s did not stop within %s of SIGTERM:\n%s", n.name(), timeout, n.output())
 	}
 	if code := n.Cmd.ProcessState.ExitCode(); code != 0 {
-		return fmt.Errorf("theeye exited with %d after SIGTERM:\n%s", code, n.Out.String())
+		return fmt.Errorf("%s exited with %d after SIGTERM:\n%s", n.name(), code, n.output())
 	}
 	return nil
 }
 
+// Procs is a registry of running processes, for a caller that must kill
+// every one it started whatever happens (bench on exit and on Ctrl-C). The
+// zero value is empty and ready.
+type Procs struct {
+	mu    sync.Mutex
+	procs map[*exec.Cmd]chan struct{} // → closed when it exits
+}
+
+// NewProcs returns an empty registry.
+func NewProcs() *Procs { return &Procs{} }
+
+func (p *Procs) add(cmd *exec.Cmd, done chan struct{}) {
+	if p == nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.procs == nil {
+		p.procs = map[*exec.Cmd]chan struct{}{}
+	}
+	p.procs[cmd] = done
+}
+
+func (p *Procs) remove(cmd *exec.Cmd) {
+	if p == nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	delete(p.procs, cmd)
+}
+
+// KillAll sends SIGKILL to every process still running and waits until
+// they are gone.
+func (p *Procs) KillAll() {
+	p.mu.Lock()
+	running := maps.Clone(p.procs)
+	p.mu.Unlock()
+	for cmd, done := range running {
+		cmd.Process.Signal(syscall.SIGKILL)
+		<-done
+	}
+}
+
 // SyncBuffer is a bytes.Buffer safe for a process to write while a test
-// reads.
+// reads. With Max > 0 it keeps only the last Max bytes written.
 type SyncBuffer struct {
+	Max int
+
 	mu sync.Mutex
 	b  bytes.Buffer
 }
@@ -273,7 +414,11 @@ type SyncBuffer struct {
 func (s *SyncBuffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.b.Write(p)
+	n, err := s.b.Write(p)
+	if s.Max > 0 && s.b.Len() > s.Max {
+		s.b.Next(s.b.Len() - s.Max)
+	}
+	return n, err
 }
 
 func (s *SyncBuffer) String() string {
@@ -291,8 +436,14 @@ func (e stopErr) Unwrap() error { return e.error }
 func Stop(err error) error { return stopErr{err} }
 
 // Poll calls fn until it returns nil, an error wrapped by Stop, or timeout
-// passes. The ticker is the polling interval, not synchronisation.
+// passes. It is the one polling loop of the tests: the ticker is the
+// polling interval, not synchronisation.
 func Poll(timeout time.Duration, fn func() error) error {
+	return PollContext(context.Background(), timeout, fn)
+}
+
+// PollContext is Poll that also gives up when ctx is done.
+func PollContext(ctx context.Context, timeout time.Duration, fn func() error) error {
 	deadline := time.Now().Add(timeout)
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
@@ -308,7 +459,11 @@ func Poll(timeout time.Duration, fn func() error) error {
 		if time.Now().After(deadline) {
 			return fmt.Errorf("timed out after %s: %w", timeout, err)
 		}
-		<-tick.C
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w: %w", context.Cause(ctx), err)
+		case <-tick.C:
+		}
 	}
 }
 
