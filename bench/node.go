@@ -7,99 +7,35 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"time"
+
+	"github.com/theeye/theeye/cmd/theeye/theeyetest"
 )
 
-// Procs tracks every process the suite started so that all of them are
-// killed on exit, whatever happens (including Ctrl-C).
-type Procs struct {
-	mu    sync.Mutex
-	procs map[int]*exec.Cmd
-}
-
-// NewProcs returns an empty registry.
-func NewProcs() *Procs { return &Procs{procs: map[int]*exec.Cmd{}} }
-
-func (p *Procs) add(c *exec.Cmd) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.procs[c.Process.Pid] = c
-}
-
-func (p *Procs) remove(c *exec.Cmd) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	delete(p.procs, c.Process.Pid)
-}
-
-// KillAll sends SIGKILL to every process still registered, by pid.
-func (p *Procs) KillAll() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for pid, c := range p.procs {
-		_ = c.Process.Signal(syscall.SIGKILL)
-		delete(p.procs, pid)
-	}
-}
-
-// tailBuffer keeps the last max bytes written to it.
-type tailBuffer struct {
-	mu  sync.Mutex
-	b   []byte
-	max int
-}
-
-func (t *tailBuffer) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.b = append(t.b, p...)
-	if len(t.b) > t.max {
-		t.b = append(t.b[:0:0], t.b[len(t.b)-t.max:]...)
-	}
-	return len(p), nil
-}
-
-func (t *tailBuffer) String() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return string(t.b)
-}
-
-// FreePort returns a free TCP port on 127.0.0.1.
-func FreePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("free port: %w", err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
-}
-
-// Node is one running theeye (or no-op) process on loopback.
+// Node is one running theeye (or no-op) process on loopback, run by
+// theeyetest (starting, stopping, the listening line), with what the suite
+// measures of it.
 type Node struct {
-	ID       string
-	DataDir  string
-	URL      string // http://127.0.0.1:port
-	PProf    string // 127.0.0.1:port of its --pprof listener, or ""
-	args     []string
-	bin      string
-	procs    *Procs
-	cmd      *exec.Cmd
-	out      *tailBuffer
-	done     chan struct{}
-	AdminKey string
+	*theeyetest.Node
+	ID    string
+	PProf string // 127.0.0.1:port of its --pprof listener, or ""
+}
+
+// outTail is how much of a node's output the suite keeps: the end, for
+// the errors of a node that failed.
+const outTail = 64 << 10
+
+// newNode names tn id, keeps the tail of its output and registers its
+// processes in procs.
+func newNode(procs *theeyetest.Procs, id, pprof string, tn *theeyetest.Node) *Node {
+	tn.Name, tn.OutTail, tn.Procs = "node "+id, outTail, procs
+	return &Node{Node: tn, ID: id, PProf: pprof}
 }
 
 // NodeSpec says how to start a theeye node.
@@ -114,148 +50,35 @@ type NodeSpec struct {
 	Extra      []string
 }
 
-// StartNode starts `theeye serve` on fresh loopback ports and waits until
-// /readyz answers 200 (at most timeout).
-func StartNode(ctx context.Context, procs *Procs, spec NodeSpec, timeout time.Duration) (*Node, error) {
-	hp, err := FreePort()
-	if err != nil {
-		return nil, err
-	}
-	rp, err := FreePort()
-	if err != nil {
-		return nil, err
-	}
-	args := []string{"serve", "--node-id", spec.ID, "--data-dir", spec.DataDir,
-		"--http", fmt.Sprintf("127.0.0.1:%d", hp), "--raft", fmt.Sprintf("127.0.0.1:%d", rp),
-		"--admin-key", spec.AdminKey, "--log-level", "info"}
+// StartNode starts `theeye serve` on loopback ports the kernel picks and
+// waits until /readyz answers 200 (at most timeout).
+func StartNode(ctx context.Context, procs *theeyetest.Procs, spec NodeSpec, timeout time.Duration) (*Node, error) {
+	extra := []string{"--node-id", spec.ID, "--log-level", "info"}
 	if spec.ClusterKey != "" {
-		args = append(args, "--cluster-key", spec.ClusterKey)
+		extra = append(extra, "--cluster-key", spec.ClusterKey)
 	}
 	if spec.Join != "" {
-		args = append(args, "--join", spec.Join)
+		extra = append(extra, "--join", spec.Join)
 	}
 	pprofAddr := ""
 	if spec.PProf {
-		pp, err := FreePort()
+		pp, err := theeyetest.ClosedPort()
 		if err != nil {
 			return nil, err
 		}
 		pprofAddr = fmt.Sprintf("127.0.0.1:%d", pp)
-		args = append(args, "--pprof", pprofAddr)
+		extra = append(extra, "--pprof", pprofAddr)
 	}
-	args = append(args, spec.Extra...)
-	n := &Node{ID: spec.ID, DataDir: spec.DataDir, PProf: pprofAddr, args: args, bin: spec.Bin, procs: procs, AdminKey: spec.AdminKey}
-	if _, err := n.Start(ctx, timeout); err != nil {
+	n := newNode(procs, spec.ID, pprofAddr, &theeyetest.Node{Bin: spec.Bin, DataDir: spec.DataDir, AdminKey: spec.AdminKey,
+		Extra: append(extra, spec.Extra...)})
+	if err := n.StartContext(ctx, timeout); err != nil {
 		return nil, err
 	}
 	return n, nil
 }
 
-// Start (re)starts the process with the same arguments and returns how
-// long it took until /readyz answered 200.
-func (n *Node) Start(ctx context.Context, timeout time.Duration) (time.Duration, error) {
-	t0 := time.Now()
-	n.cmd = exec.Command(n.bin, n.args...)
-	n.out = &tailBuffer{max: 64 << 10}
-	n.cmd.Stdout, n.cmd.Stderr = n.out, n.out
-	n.cmd.SysProcAttr = sysProcAttr()
-	if err := n.cmd.Start(); err != nil {
-		return 0, fmt.Errorf("start %s: %w", n.ID, err)
-	}
-	n.procs.add(n.cmd)
-	n.done = make(chan struct{})
-	go func() { _ = n.cmd.Wait(); close(n.done) }()
-	if err := n.waitReady(ctx, timeout); err != nil {
-		n.Kill()
-		return 0, err
-	}
-	return time.Since(t0), nil
-}
-
-func (n *Node) waitReady(ctx context.Context, timeout time.Duration) error {
-	listenRE := regexp.MustCompile(`msg="theeye listening" http=(\S+)`)
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	client := &http.Client{Timeout: 2 * time.Second}
-	for {
-		select {
-		case <-n.done:
-			return fmt.Errorf("node %s exited early: %s", n.ID, lastLines(n.out.String(), 20))
-		case <-ctx.Done():
-			return fmt.Errorf("node %s not ready: %w: %s", n.ID, ctx.Err(), lastLines(n.out.String(), 20))
-		case <-tick.C:
-		}
-		if n.URL == "" {
-			m := listenRE.FindStringSubmatch(n.out.String())
-			if m == nil {
-				continue
-			}
-			n.URL = "http://" + m[1]
-		}
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, n.URL+"/readyz", nil)
-		if err != nil {
-			return fmt.Errorf("readyz request: %w", err)
-		}
-		resp, err := client.Do(req)
-		if err != nil {
-			continue
-		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode == http.StatusOK {
-			return nil
-		}
-	}
-}
-
-func lastLines(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
-
 // Pid is the process id of the running process.
-func (n *Node) Pid() int { return n.cmd.Process.Pid }
-
-// Stop sends SIGTERM and waits up to timeout (then SIGKILL).
-func (n *Node) Stop(timeout time.Duration) error {
-	if n.cmd == nil || n.cmd.Process == nil {
-		return nil
-	}
-	select {
-	case <-n.done:
-		n.procs.remove(n.cmd)
-		return nil
-	default:
-	}
-	_ = n.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-n.done:
-		n.procs.remove(n.cmd)
-		return nil
-	case <-time.After(timeout):
-		n.Kill()
-		return fmt.Errorf("node %s did not stop within %s on SIGTERM", n.ID, timeout)
-	}
-}
-
-// Kill sends SIGKILL and waits for the process to be gone.
-func (n *Node) Kill() {
-	if n.cmd == nil || n.cmd.Process == nil {
-		return
-	}
-	select {
-	case <-n.done:
-	default:
-		_ = n.cmd.Process.Signal(syscall.SIGKILL)
-		<-n.done
-	}
-	n.procs.remove(n.cmd)
-}
+func (n *Node) Pid() int { return n.Cmd.Process.Pid }
 
 // PeakRSS is VmHWM of the process (bytes).
 func (n *Node) PeakRSS() (int64, error) { return procStatusKB(n.Pid(), "VmHWM:") }
@@ -341,21 +164,20 @@ func (n *Node) Self(ctx context.Context, c *http.Client) (SelfStatus, error) {
 
 // WaitIndexed polls until the node has indexed at least seq.
 func (n *Node) WaitIndexed(ctx context.Context, c *http.Client, seq uint64, timeout time.Duration) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for {
+	err := theeyetest.PollContext(ctx, timeout, func() error {
 		st, err := n.Self(ctx, c)
-		if err == nil && st.IndexedSeq >= seq {
-			return nil
+		if err != nil {
+			return err
 		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("node %s to index seq %d (at %d): %w", n.ID, seq, st.IndexedSeq, ctx.Err())
-		case <-tick.C:
+		if st.IndexedSeq < seq {
+			return fmt.Errorf("at %d", st.IndexedSeq)
 		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("node %s to index seq %d: %w", n.ID, seq, err)
 	}
+	return nil
 }
 
 // DiskUsage is the bytes under each part of a node's data dir.

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/theeye/theeye/client"
+	"github.com/theeye/theeye/cmd/theeye/theeyetest"
 )
 
 // Config is what one run of the suite does.
@@ -76,7 +77,7 @@ const (
 // Suite runs the workloads against real processes.
 type Suite struct {
 	cfg    Config
-	procs  *Procs
+	procs  *theeyetest.Procs
 	http   *http.Client
 	res    *Result
 	logger *slog.Logger
@@ -87,7 +88,7 @@ type Suite struct {
 }
 
 // NewSuite prepares a run; procs is where started processes are tracked.
-func NewSuite(cfg Config, procs *Procs, res *Result) *Suite {
+func NewSuite(cfg Config, procs *theeyetest.Procs, res *Result) *Suite {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -203,16 +204,12 @@ func latencyFigures(st Stats) map[string]float64 {
 
 // noopCeiling runs the W1 (and W2) load against the no-op server process.
 func (s *Suite) noopCeiling(ctx context.Context) error {
-	hp, err := FreePort()
-	if err != nil {
+	n := newNode(s.procs, "noop", "", &theeyetest.Node{Bin: s.cfg.NoopBin, AdminKey: adminKey,
+		Args: []string{"noop", "--http", "127.0.0.1:0", "--admin-key", adminKey}})
+	if err := n.StartContext(ctx, 30*time.Second); err != nil {
 		return err
 	}
-	n := &Node{ID: "noop", bin: s.cfg.NoopBin, procs: s.procs, AdminKey: adminKey,
-		args: []string{"noop", "--http", fmt.Sprintf("127.0.0.1:%d", hp), "--admin-key", adminKey}}
-	if _, err := n.Start(ctx, 30*time.Second); err != nil {
-		return err
-	}
-	defer n.Kill()
+	defer n.Kill9()
 	t := target{name: "noop", url: n.URL, key: "eye_noop_ingest"}
 	if s.cfg.runs("W1") {
 		w, err := s.w1(ctx, t, []*Node{n})
@@ -256,7 +253,7 @@ func (s *Suite) startCluster(ctx context.Context, name string, n int, extra ...s
 		nd, err := StartNode(ctx, s.procs, spec, 60*time.Second)
 		if err != nil {
 			for _, o := range nodes {
-				o.Kill()
+				o.Kill9()
 			}
 			return nil, err
 		}
@@ -264,29 +261,31 @@ func (s *Suite) startCluster(ctx context.Context, name string, n int, extra ...s
 	}
 	if n > 1 {
 		// Wait until every node knows the same leader and is a member.
-		deadline := time.Now().Add(60 * time.Second)
-		for {
-			leader, ok := "", true
+		leader := ""
+		err := theeyetest.PollContext(ctx, 60*time.Second, func() error {
+			leader = ""
 			for _, nd := range nodes {
 				st, err := nd.Self(ctx, s.http)
-				if err != nil || st.Leader == "" || (leader != "" && st.Leader != leader) {
-					ok = false
-					break
+				if err != nil {
+					return err
+				}
+				if st.Leader == "" || (leader != "" && st.Leader != leader) {
+					return fmt.Errorf("%s sees leader %q, another %q", nd.ID, st.Leader, leader)
 				}
 				leader = st.Leader
 			}
-			if ok && s.members(ctx, nodes[0]) == n {
-				for i, nd := range nodes {
-					if nd.ID == leader {
-						nodes[0], nodes[i] = nodes[i], nodes[0]
-					}
-				}
-				break
+			if m := s.members(ctx, nodes[0]); m != n {
+				return fmt.Errorf("%d members", m)
 			}
-			if time.Now().After(deadline) {
-				return nodes, fmt.Errorf("cluster %s: no agreed leader with %d members", name, n)
+			return nil
+		})
+		if err != nil {
+			return nodes, fmt.Errorf("cluster %s: no agreed leader with %d members: %w", name, n, err)
+		}
+		for i, nd := range nodes {
+			if nd.ID == leader {
+				nodes[0], nodes[i] = nodes[i], nodes[0]
 			}
-			time.Sleep(50 * time.Millisecond)
 		}
 	}
 	return nodes, nil
@@ -486,7 +485,7 @@ func (s *Suite) ingestPhase(ctx context.Context, n int) error {
 	}
 	defer func() {
 		for _, nd := range nodes {
-			nd.Kill()
+			nd.Kill9()
 		}
 	}()
 	key, err := s.ingestKey(ctx, nodes[0].URL)

@@ -6,12 +6,6 @@ import (
 	"syscall"
 )
 
-// sysProcAttr makes the kernel kill a child when the suite dies, even by
-// SIGKILL, so no node outlives a run.
-func sysProcAttr() *syscall.SysProcAttr {
-	return &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-}
-
 func allocatedBytes(info fs.FileInfo) int64 {
 	if st, ok := info.Sys().(*syscall.Stat_t); ok {
 		return st.Blocks * 512

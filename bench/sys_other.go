@@ -5,10 +5,7 @@ package bench
 import (
 	"io/fs"
 	"os"
-	"syscall"
 )
-
-func sysProcAttr() *syscall.SysProcAttr { return nil }
 
 func allocatedBytes(info fs.FileInfo) int64 { return info.Size() }
 

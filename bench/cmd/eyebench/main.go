@@ -140,7 +140,7 @@ func run(ctx context.Context, args []string, logger *slog.Logger) error {
 		return fmt.Errorf("temp dir: %w", err)
 	}
 	defer os.RemoveAll(tmp)
-	procs := bench.NewProcs()
+	procs := theeyetest.NewProcs()
 	defer procs.KillAll()
 
 	res := &bench.Result{Machine: bench.DescribeMachine(), Commit: commit, Date: began.UTC(), Quick: cfg.Quick,
