@@ -14,24 +14,17 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/theeye/theeye"
+	"github.com/theeye/theeye/cmd/theeye/theeyetest"
 	"github.com/theeye/theeye/log"
 )
 
-// poll calls fn until it returns nil or timeout passes.
+// poll is theeyetest.Poll for a test: it fails the test when fn does not
+// return nil within timeout. (It is the waitFor of the other packages;
+// logstore_test.go has a waitFor of its own.)
 func poll(t *testing.T, timeout time.Duration, what string, fn func() error) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		err := fn()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s: %v", what, err)
-		}
-		<-tick.C
+	if err := theeyetest.Poll(timeout, fn); err != nil {
+		t.Fatalf("waiting for %s: %v", what, err)
 	}
 }
 

@@ -290,35 +290,28 @@ func (l *load) writer(w, batch int) {
 			ids[i] = fmt.Sprintf("w%d-b%d-e%d", w, b, i)
 			fmt.Fprintf(&body, `{"id":%q,"session_id":"s%d","category":"c%d","name":"n","data":{"w":%d,"b":%d},"timestamp":"2021-01-01T09:00:00Z"}`+"\n", ids[i], b%20, w, w, b)
 		}
-		deadline := time.Now().Add(90 * time.Second)
-		for {
+		// A batch is retried until acknowledged, even after stop: a batch
+		// in doubt at the end must be settled, so that the model knows
+		// whether it was acknowledged.
+		err := theeyetest.Poll(90*time.Second, func() error {
 			a, err := postOnce(client, l.urls[rand.IntN(len(l.urls))], l.key, []byte(body.String()))
-			if err == nil {
-				l.mu.Lock()
-				for _, id := range ids {
-					l.acked[id] = true
-				}
-				l.ackAt = append(l.ackAt, time.Now())
-				l.maxSeq = max(l.maxSeq, a.Seq)
-				l.mu.Unlock()
-				break
+			if err != nil {
+				return err
 			}
-			if time.Now().After(deadline) {
-				l.mu.Lock()
-				l.errs = append(l.errs, fmt.Errorf("writer %d batch %d never acknowledged: %w", w, b, err))
-				l.mu.Unlock()
-				return
+			l.mu.Lock()
+			for _, id := range ids {
+				l.acked[id] = true
 			}
-			select {
-			case <-l.stop:
-				// A batch in doubt at the end is retried once more, so the
-				// model knows whether it was acknowledged.
-				if time.Now().Before(deadline) {
-					continue
-				}
-				return
-			case <-time.After(50 * time.Millisecond):
-			}
+			l.ackAt = append(l.ackAt, time.Now())
+			l.maxSeq = max(l.maxSeq, a.Seq)
+			l.mu.Unlock()
+			return nil
+		})
+		if err != nil {
+			l.mu.Lock()
+			l.errs = append(l.errs, fmt.Errorf("writer %d batch %d never acknowledged: %w", w, b, err))
+			l.mu.Unlock()
+			return
 		}
 	}
 }

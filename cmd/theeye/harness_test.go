@@ -105,21 +105,12 @@ func freePort(t *testing.T) int {
 	return port
 }
 
-// waitFor polls fn until it returns nil or the deadline passes.
+// waitFor is theeyetest.Poll for a test: it fails the test when fn does
+// not return nil within timeout.
 func waitFor(t *testing.T, timeout time.Duration, what string, fn func() error) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	var err error
-	for {
-		if err = fn(); err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s: %v", timeout, what, err)
-		}
-		<-tick.C
+	if err := theeyetest.Poll(timeout, fn); err != nil {
+		t.Fatalf("waiting for %s: %v", what, err)
 	}
 }
 
