@@ -123,17 +123,34 @@ const (
 	hostileMaxEvents = 100
 )
 
+// hostileCases are the bad requests TestHostileInput sends, in the order
+// of the README's table.
 func hostileCases() []hostileCase {
+	return slices.Concat(bodyCases(), sizeCases(), ndjsonCases(), encodingCases(), credentialCases(),
+		headerCases(), methodCases(), parameterCases(), adminCases(), slowCases())
+}
+
+// bigEvent is one event over hostileMaxEvent.
+func bigEvent() string {
+	return `{"session_id":"s","category":"c","name":"n","timestamp":"2021-01-01T00:00:00Z","data":{"pad":"` + strings.Repeat("x", hostileMaxEvent) + `"}}`
+}
+
+// hugeBatch is a JSON array of events over hostileMaxBody.
+func hugeBatch() string {
+	return "[" + strings.TrimSuffix(strings.Repeat(exPageview+",", hostileMaxBody/len(exPageview)+10), ",") + "]"
+}
+
+// rawPost is the bytes of a POST /v1/events with the ingest key, more
+// headers and body, for raw.
+func (h *hostile) rawPost(headers, body string) []byte {
+	return []byte("POST /v1/events HTTP/1.1\r\nHost: " + h.addr + "\r\nAuthorization: Bearer " + h.ingest +
+		"\r\nContent-Type: application/json\r\n" + headers + "\r\n" + body)
+}
+
+// bodyCases are badly formed bodies.
+func bodyCases() []hostileCase {
 	ev := exPageview
-	big := `{"session_id":"s","category":"c","name":"n","timestamp":"2021-01-01T00:00:00Z","data":{"pad":"` + strings.Repeat("x", hostileMaxEvent) + `"}}`
-	many := "[" + strings.TrimSuffix(strings.Repeat(ev+",", hostileMaxEvents+1), ",") + "]"
-	huge := "[" + strings.TrimSuffix(strings.Repeat(ev+",", hostileMaxBody/len(ev)+10), ",") + "]"
-	rawPost := func(h *hostile, headers, body string) []byte {
-		return []byte("POST /v1/events HTTP/1.1\r\nHost: " + h.addr + "\r\nAuthorization: Bearer " + h.ingest +
-			"\r\nContent-Type: application/json\r\n" + headers + "\r\n" + body)
-	}
 	return []hostileCase{
-		// Bodies.
 		{"body", "empty body", func(h *hostile) (int, string) { return h.post(nil) }, 400, "empty_batch"},
 		{"body", "only whitespace", func(h *hostile) (int, string) { return h.post([]byte(" \n\t ")) }, 400, "empty_batch"},
 		{"body", "an empty array", func(h *hostile) (int, string) { return h.post([]byte("[]")) }, 400, "empty_batch"},
@@ -150,22 +167,46 @@ func hostileCases() []hostileCase {
 		{"body", "arrays nested 20,000 deep", func(h *hostile) (int, string) {
 			return h.post([]byte(strings.Repeat("[", 20000) + strings.Repeat("]", 20000)))
 		}, 400, "invalid_json"},
+	}
+}
+
+// sizeCases are bodies, events and batches over the limits.
+func sizeCases() []hostileCase {
+	ev := exPageview
+	big := bigEvent()
+	huge := hugeBatch()
+	many := "[" + strings.TrimSuffix(strings.Repeat(ev+",", hostileMaxEvents+1), ",") + "]"
+	return []hostileCase{
 		{"size", "an event over --max-event", func(h *hostile) (int, string) { return h.post([]byte(big)) }, 413, "event_too_large"},
 		{"size", "more events than --max-batch-events", func(h *hostile) (int, string) { return h.post([]byte(many)) }, 413, "too_many_events"},
 		{"size", "a body over --max-body", func(h *hostile) (int, string) { return h.post([]byte(huge)) }, 413, "body_too_large"},
 		{"size", "a Content-Length over --max-body", func(h *hostile) (int, string) {
-			return h.raw(rawPost(h, fmt.Sprintf("Content-Length: %d\r\n", hostileMaxBody+1), ev))
+			return h.raw(h.rawPost(fmt.Sprintf("Content-Length: %d\r\n", hostileMaxBody+1), ev))
 		}, 413, "body_too_large"},
 		{"size", "a chunked body over --max-body", func(h *hostile) (int, string) {
 			chunk := fmt.Sprintf("%x\r\n%s\r\n", len(huge), huge)
-			return h.raw(rawPost(h, "Transfer-Encoding: chunked\r\n", chunk+"0\r\n\r\n"))
+			return h.raw(h.rawPost("Transfer-Encoding: chunked\r\n", chunk+"0\r\n\r\n"))
 		}, 413, "body_too_large"},
+	}
+}
+
+// ndjsonCases are bad NDJSON.
+func ndjsonCases() []hostileCase {
+	ev := exPageview
+	big := bigEvent()
+	return []hostileCase{
 		{"ndjson", "NDJSON with a line that is not JSON", func(h *hostile) (int, string) { return h.ndjson(ev + "\n{oops\n") }, 400, "invalid_json"},
 		{"ndjson", "NDJSON with a line that is an array", func(h *hostile) (int, string) { return h.ndjson(ev + "\n[1]\n") }, 400, "not_an_object"},
 		{"ndjson", "NDJSON of blank lines", func(h *hostile) (int, string) { return h.ndjson("\n\n  \n") }, 400, "empty_batch"},
 		{"ndjson", "NDJSON with invalid UTF-8", func(h *hostile) (int, string) { return h.ndjson(ev + "\n{\"a\":\"\xc3\x28\"}\n") }, 400, "invalid_json"},
 		{"ndjson", "NDJSON with an event over --max-event", func(h *hostile) (int, string) { return h.ndjson(ev + "\n" + big + "\n") }, 413, "event_too_large"},
-		// Encodings.
+	}
+}
+
+// encodingCases are bad encodings and media types.
+func encodingCases() []hostileCase {
+	ev := exPageview
+	return []hostileCase{
 		{"encoding", "gzip announced, plain body", func(h *hostile) (int, string) {
 			return h.post([]byte(ev), "Content-Encoding", "gzip")
 		}, 400, "invalid_request"},
@@ -186,7 +227,13 @@ func hostileCases() []hostileCase {
 		{"encoding", "a malformed Content-Type", func(h *hostile) (int, string) {
 			return h.request("POST", "/v1/events", h.ingest, []byte(ev), "Content-Type", ";;;")
 		}, 415, "unsupported_media_type"},
-		// Credentials.
+	}
+}
+
+// credentialCases are missing, wrong and misused credentials.
+func credentialCases() []hostileCase {
+	ev := exPageview
+	return []hostileCase{
 		{"credentials", "no Authorization header", func(h *hostile) (int, string) {
 			return h.request("POST", "/v1/events", "", []byte(ev), "Content-Type", "application/json")
 		}, 401, "unauthorized"},
@@ -217,15 +264,32 @@ func hostileCases() []hostileCase {
 		{"credentials", "an ingest key creating an app", func(h *hostile) (int, string) {
 			return h.request("POST", "/v1/apps", h.ingest, []byte(`{"name":"x"}`), "Content-Type", "application/json")
 		}, 403, "forbidden"},
+	}
+}
+
+// headerCases are headers over the limit.
+func headerCases() []hostileCase {
+	return []hostileCase{
 		{"headers", "headers over 64 KiB", func(h *hostile) (int, string) {
-			return h.raw(rawPost(h, "X-Padding: "+strings.Repeat("p", 70<<10)+"\r\nContent-Length: 2\r\n", "{}"))
+			return h.raw(h.rawPost("X-Padding: "+strings.Repeat("p", 70<<10)+"\r\nContent-Length: 2\r\n", "{}"))
 		}, 431, ""},
-		// Methods and paths.
+	}
+}
+
+// methodCases are methods and paths no route serves.
+func methodCases() []hostileCase {
+	ev := exPageview
+	return []hostileCase{
 		{"method", "PATCH /v1/events", func(h *hostile) (int, string) { return h.request("PATCH", "/v1/events", h.ingest, []byte(ev)) }, 405, "method_not_allowed"},
 		{"method", "a made-up method (BREW /v1/events)", func(h *hostile) (int, string) { return h.request("BREW", "/v1/events", h.ingest, nil) }, 405, "method_not_allowed"},
 		{"method", "TRACE /", func(h *hostile) (int, string) { return h.request("TRACE", "/", "", nil) }, 405, "method_not_allowed"},
 		{"method", "a path no route serves", func(h *hostile) (int, string) { return h.query("/v1/../etc/passwd") }, 404, "not_found"},
-		// Query parameters.
+	}
+}
+
+// parameterCases are bad query parameters.
+func parameterCases() []hostileCase {
+	return []hostileCase{
 		{"parameter", "limit=0", func(h *hostile) (int, string) { return h.query("/v1/events?limit=0") }, 400, "invalid_parameter"},
 		{"parameter", "limit over 10,000", func(h *hostile) (int, string) { return h.query("/v1/events?limit=10001") }, 400, "invalid_parameter"},
 		{"parameter", "limit=ten", func(h *hostile) (int, string) { return h.query("/v1/events?limit=ten") }, 400, "invalid_parameter"},
@@ -242,7 +306,12 @@ func hostileCases() []hostileCase {
 		{"parameter", "wait=1h", func(h *hostile) (int, string) { return h.query("/v1/events?min_seq=1&wait=1h") }, 400, "invalid_parameter"},
 		{"parameter", "name without category", func(h *hostile) (int, string) { return h.query("/v1/events?name=pageview") }, 400, "invalid_parameter"},
 		{"parameter", "an unknown reason on errors", func(h *hostile) (int, string) { return h.query("/v1/errors?reason=bogus") }, 400, "invalid_parameter"},
-		// Admin bodies.
+	}
+}
+
+// adminCases are bad admin bodies.
+func adminCases() []hostileCase {
+	return []hostileCase{
 		{"admin", "an app body with an unknown field", func(h *hostile) (int, string) { return h.admin("POST", "/v1/apps", `{"name":"a","owner":"me"}`) }, 400, "invalid_request"},
 		{"admin", "an app name with a path in it", func(h *hostile) (int, string) { return h.admin("POST", "/v1/apps", `{"name":"../etc"}`) }, 400, "invalid_request"},
 		{"admin", "an app body that is not JSON", func(h *hostile) (int, string) { return h.admin("POST", "/v1/apps", `name=a`) }, 400, "invalid_request"},
@@ -259,12 +328,18 @@ func hostileCases() []hostileCase {
 		{"admin", "a config value that does not parse", func(h *hostile) (int, string) { return h.admin("PUT", "/v1/config", `{"max_clock_skew":"soon"}`) }, 400, "invalid_request"},
 		{"admin", "revoking a key that does not exist", func(h *hostile) (int, string) { return h.admin("DELETE", "/v1/keys/key_nope", "") }, 404, "not_found"},
 		{"admin", "an app name that is taken", func(h *hostile) (int, string) { return h.admin("POST", "/v1/apps", `{"name":"shop"}`) }, 409, "conflict"},
-		// Slow clients.
+	}
+}
+
+// slowCases are clients slower than the timeouts.
+func slowCases() []hostileCase {
+	ev := exPageview
+	return []hostileCase{
 		{"slow", "headers slower than the header timeout", func(h *hostile) (int, string) {
 			return h.raw([]byte("POST /v1/events HTTP/1.1\r\nHost: x\r\n"))
 		}, 0, ""},
 		{"slow", "a body slower than the read timeout", func(h *hostile) (int, string) {
-			return h.raw(rawPost(h, "Content-Length: 1000\r\n", ev[:20]))
+			return h.raw(h.rawPost("Content-Length: 1000\r\n", ev[:20]))
 		}, 400, "invalid_request"},
 	}
 }
