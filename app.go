@@ -3,6 +3,7 @@ package theeye
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"math"
 	"slices"
 	"time"
 )
@@ -38,6 +39,43 @@ type Key struct {
 	Hash      string    `json:"hash"` // hex SHA-256 of the secret
 	CreatedAt time.Time `json:"created_at"`
 	Revoked   bool      `json:"revoked,omitempty"`
+	// RateLimit, when set, bounds the events the key may send, for the
+	// cluster as a whole (the leader holds its bucket).
+	RateLimit *RateLimit `json:"rate_limit,omitempty"`
+}
+
+// RateLimit is a token bucket: EventsPerSecond tokens a second, at most
+// Burst at once; an ingest request takes one token per event, all of them
+// or none.
+type RateLimit struct {
+	EventsPerSecond float64 `json:"events_per_second"`
+	Burst           int     `json:"burst"`
+}
+
+// maxRate bounds what a rate limit may say, far above what a cluster takes.
+const maxRate = 1e9
+
+// Validate returns an *Error naming the field that is out of range. A zero
+// Burst stands for EventsPerSecond (rounded up): call Normalized first.
+func (r RateLimit) Validate() error {
+	switch {
+	case !(r.EventsPerSecond > 0) || r.EventsPerSecond > maxRate:
+		return Errorf(EInvalidRequest, "rate_limit.events_per_second %v: want a number above 0, at most %g", r.EventsPerSecond, float64(maxRate)).
+			WithDetail("field", "rate_limit.events_per_second")
+	case r.Burst < 1 || r.Burst > maxRate:
+		return Errorf(EInvalidRequest, "rate_limit.burst %d: want a whole number from 1 to %g", r.Burst, float64(maxRate)).
+			WithDetail("field", "rate_limit.burst")
+	}
+	return nil
+}
+
+// Normalized returns r with a zero Burst set to EventsPerSecond, rounded
+// up (API.md: the burst defaults to the rate).
+func (r RateLimit) Normalized() RateLimit {
+	if r.Burst == 0 && r.EventsPerSecond > 0 && r.EventsPerSecond <= maxRate {
+		r.Burst = int(math.Ceil(r.EventsPerSecond))
+	}
+	return r
 }
 
 // Has reports whether the key grants scope s (admin grants everything).

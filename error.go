@@ -8,23 +8,25 @@ import (
 // Error codes shared by every package. The HTTP API maps each to a status
 // (api/errors.go) and puts the code in the body's "error.code".
 const (
-	EInvalidJSON      = "invalid_json"           // 400: the body is not JSON
-	ENotAnObject      = "not_an_object"          // 400: an element is not a JSON object
-	EEmptyBatch       = "empty_batch"            // 400: no event in the body
-	EInvalidParam     = "invalid_parameter"      // 400: a query parameter or field is malformed
-	EInvalidRequest   = "invalid_request"        // 400: any other malformed request
-	EUnauthorized     = "unauthorized"           // 401: missing or unknown key
-	EForbidden        = "forbidden"              // 403: key lacks the scope
-	ENotFound         = "not_found"              // 404
-	EMethodNotAllowed = "method_not_allowed"     // 405: the route exists, not with this method
-	EConflict         = "conflict"               // 409: e.g. duplicate app name
-	EBodyTooLarge     = "body_too_large"         // 413: over --max-body
-	EEventTooLarge    = "event_too_large"        // 413: one event over --max-event
-	ETooManyEvents    = "too_many_events"        // 413: more events in one request than --max-batch-events
-	EUnsupportedMedia = "unsupported_media_type" // 415
-	ERateLimited      = "rate_limited"           // 429
-	EUnavailable      = "unavailable"            // 503: no leader, shutting down, not indexed yet
-	EInternal         = "internal"               // 500
+	EInvalidJSON         = "invalid_json"           // 400: the body is not JSON
+	ENotAnObject         = "not_an_object"          // 400: an element is not a JSON object
+	EEmptyBatch          = "empty_batch"            // 400: no event in the body
+	EInvalidParam        = "invalid_parameter"      // 400: a query parameter or field is malformed
+	EInvalidRequest      = "invalid_request"        // 400: any other malformed request
+	EUnauthorized        = "unauthorized"           // 401: missing or unknown key
+	EForbidden           = "forbidden"              // 403: key lacks the scope
+	ENotFound            = "not_found"              // 404
+	EMethodNotAllowed    = "method_not_allowed"     // 405: the route exists, not with this method
+	EConflict            = "conflict"               // 409: e.g. duplicate app name
+	EBodyTooLarge        = "body_too_large"         // 413: over --max-body
+	EEventTooLarge       = "event_too_large"        // 413: one event over --max-event
+	ETooManyEvents       = "too_many_events"        // 413: more events in one request than --max-batch-events
+	EUnsupportedMedia    = "unsupported_media_type" // 415
+	ERateLimited         = "rate_limited"           // 429: the key's rate limit
+	EOverloaded          = "overloaded"             // 429: the cluster indexes behind what it acknowledged
+	EInsufficientStorage = "insufficient_storage"   // 507: disk below the watermark
+	EUnavailable         = "unavailable"            // 503: no leader, shutting down, not indexed yet
+	EInternal            = "internal"               // 500
 )
 
 // Error is a domain error with a machine-readable code, a human message and

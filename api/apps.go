@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
@@ -48,13 +49,27 @@ func decodeBody(r *http.Request, v any) error {
 }
 
 type keyJSON struct {
-	ID        string         `json:"id"`
-	Name      string         `json:"name,omitempty"`
-	App       string         `json:"app,omitempty"`
-	Secret    string         `json:"secret,omitempty"`
-	Scopes    []theeye.Scope `json:"scopes"`
-	CreatedAt *time.Time     `json:"created_at,omitempty"`
-	Revoked   bool           `json:"revoked,omitempty"`
+	ID        string            `json:"id"`
+	Name      string            `json:"name,omitempty"`
+	App       string            `json:"app,omitempty"`
+	Secret    string            `json:"secret,omitempty"`
+	Scopes    []theeye.Scope    `json:"scopes"`
+	CreatedAt *time.Time        `json:"created_at,omitempty"`
+	Revoked   bool              `json:"revoked,omitempty"`
+	RateLimit *theeye.RateLimit `json:"rate_limit,omitempty"`
+}
+
+// checkRateLimit normalises and checks a rate limit given in a body (nil:
+// none).
+func checkRateLimit(rl *theeye.RateLimit) (*theeye.RateLimit, error) {
+	if rl == nil {
+		return nil, nil
+	}
+	n := rl.Normalized()
+	if err := n.Validate(); err != nil {
+		return nil, err
+	}
+	return &n, nil
 }
 
 // newKey makes a key with a fresh id and secret; only its hash is kept.
@@ -71,7 +86,8 @@ func newKey(name, app string, scopes []theeye.Scope, now time.Time) (theeye.Key,
 
 func (s *Server) handleCreateApp(w http.ResponseWriter, r *http.Request, _ httprouter.Params, _ *caller) {
 	var req struct {
-		Name string `json:"name"`
+		Name      string            `json:"name"`
+		RateLimit *theeye.RateLimit `json:"rate_limit"`
 	}
 	if err := decodeBody(r, &req); err != nil {
 		s.writeError(w, r, err)
@@ -81,16 +97,22 @@ func (s *Server) handleCreateApp(w http.ResponseWriter, r *http.Request, _ httpr
 		s.writeError(w, r, err)
 		return
 	}
+	rl, err := checkRateLimit(req.RateLimit)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
 	now := s.cfg.Now().UTC()
 	app := theeye.App{ID: req.Name, Name: req.Name, CreatedAt: now}
 	key, secret := newKey(req.Name, req.Name, []theeye.Scope{theeye.ScopeIngest}, now)
+	key.RateLimit = rl
 	if err := s.cfg.Node.CreateApp(r.Context(), app, key); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusCreated, map[string]any{
 		"id": app.ID, "name": app.Name, "created_at": app.CreatedAt,
-		"key": keyJSON{ID: key.ID, Secret: secret, Scopes: key.Scopes},
+		"key": keyJSON{ID: key.ID, Secret: secret, Scopes: key.Scopes, RateLimit: key.RateLimit},
 	})
 }
 
@@ -104,9 +126,10 @@ func (s *Server) handleListApps(w http.ResponseWriter, r *http.Request, _ httpro
 
 func (s *Server) handleCreateKey(w http.ResponseWriter, r *http.Request, _ httprouter.Params, _ *caller) {
 	var req struct {
-		Name   string         `json:"name"`
-		Scopes []theeye.Scope `json:"scopes"`
-		App    string         `json:"app"`
+		Name      string            `json:"name"`
+		Scopes    []theeye.Scope    `json:"scopes"`
+		App       string            `json:"app"`
+		RateLimit *theeye.RateLimit `json:"rate_limit"`
 	}
 	if err := decodeBody(r, &req); err != nil {
 		s.writeError(w, r, err)
@@ -128,20 +151,26 @@ func (s *Server) handleCreateKey(w http.ResponseWriter, r *http.Request, _ httpr
 	}
 	slices.Sort(req.Scopes)
 	req.Scopes = slices.Compact(req.Scopes)
+	rl, err := checkRateLimit(req.RateLimit)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
 	now := s.cfg.Now().UTC()
 	key, secret := newKey(req.Name, req.App, req.Scopes, now)
+	key.RateLimit = rl
 	if err := s.cfg.Node.CreateKey(r.Context(), key); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, keyJSON{ID: key.ID, Name: key.Name, App: key.App, Secret: secret, Scopes: key.Scopes, CreatedAt: &now})
+	writeJSON(w, http.StatusCreated, keyJSON{ID: key.ID, Name: key.Name, App: key.App, Secret: secret, Scopes: key.Scopes, CreatedAt: &now, RateLimit: key.RateLimit})
 }
 
 func (s *Server) handleListKeys(w http.ResponseWriter, r *http.Request, _ httprouter.Params, _ *caller) {
 	keys := s.cfg.Node.Keys()
 	out := make([]keyJSON, 0, len(keys))
 	for _, k := range keys {
-		out = append(out, keyJSON{ID: k.ID, Name: k.Name, App: k.App, Scopes: k.Scopes, CreatedAt: &k.CreatedAt, Revoked: k.Revoked})
+		out = append(out, keyJSON{ID: k.ID, Name: k.Name, App: k.App, Scopes: k.Scopes, CreatedAt: &k.CreatedAt, Revoked: k.Revoked, RateLimit: k.RateLimit})
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"keys": out})
 }
@@ -153,4 +182,41 @@ func (s *Server) handleRevokeKey(w http.ResponseWriter, r *http.Request, ps http
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"id": id, "revoked": true})
+}
+
+// handlePatchKey is PATCH /v1/keys/{key_id}: {"rate_limit": {...}} sets the
+// key's rate limit on every node, {"rate_limit": null} clears it.
+func (s *Server) handlePatchKey(w http.ResponseWriter, r *http.Request, ps httprouter.Params, _ *caller) {
+	var req struct {
+		RateLimit json.RawMessage `json:"rate_limit"`
+	}
+	if err := decodeBody(r, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if req.RateLimit == nil {
+		s.writeError(w, r, theeye.Errorf(theeye.EInvalidRequest, "give rate_limit: an object, or null to clear it").WithDetail("field", "rate_limit"))
+		return
+	}
+	var rl *theeye.RateLimit
+	if string(req.RateLimit) != "null" {
+		var v theeye.RateLimit
+		dec := json.NewDecoder(bytes.NewReader(req.RateLimit))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&v); err != nil {
+			s.writeError(w, r, theeye.Errorf(theeye.EInvalidRequest, "rate_limit: want {\"events_per_second\": N, \"burst\": M}: %v", err).WithDetail("field", "rate_limit"))
+			return
+		}
+		var err error
+		if rl, err = checkRateLimit(&v); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+	}
+	id := ps.ByName("key_id")
+	if err := s.cfg.Node.SetRateLimit(r.Context(), id, rl); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"id": id, "rate_limit": rl})
 }

@@ -1,7 +1,6 @@
 package api
 
 import (
-	"context"
 	"net/http"
 	"strings"
 	"sync"
@@ -99,16 +98,28 @@ func (s *Server) handleHealthz(w http.ResponseWriter, r *http.Request, _ httprou
 // handleReadyz: ready once a leader is known and the indexer is within
 // ReadyLag events of what this node has applied.
 func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
-	if err := s.ready(r.Context()); err != nil {
+	if err := s.ready(); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"status": "ready", "node": s.cfg.Node.ID()})
 }
 
-func (s *Server) ready(context.Context) error {
+// ready says why the node is not ready (no leader known, its index too
+// far behind, its disk below the watermark, a store it cannot write), or
+// nil.
+func (s *Server) ready() error {
 	if id, _ := s.cfg.Node.Leader(); id == "" {
 		return theeye.Errorf(theeye.EUnavailable, "not ready: no leader known")
+	}
+	if err := s.cfg.Node.Healthy(); err != nil {
+		return theeye.Errorf(theeye.EUnavailable, "not ready: %v", err)
+	}
+	if err := s.cfg.Index.Healthy(); err != nil {
+		return theeye.Errorf(theeye.EUnavailable, "not ready: %v", err)
+	}
+	if err := s.disk.notReady(); err != nil {
+		return err
 	}
 	applied, indexed := s.cfg.Node.AppliedSeq(), s.cfg.Index.IndexedSeq()
 	if applied > indexed && applied-indexed > s.cfg.ReadyLag {

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strconv"
 
 	"github.com/theeye/theeye"
 	"github.com/theeye/theeye/index"
@@ -33,8 +34,10 @@ func statusOf(code string) int {
 		return http.StatusRequestEntityTooLarge
 	case theeye.EUnsupportedMedia:
 		return http.StatusUnsupportedMediaType
-	case theeye.ERateLimited:
+	case theeye.ERateLimited, theeye.EOverloaded:
 		return http.StatusTooManyRequests
+	case theeye.EInsufficientStorage:
+		return http.StatusInsufficientStorage
 	case theeye.EUnavailable:
 		return http.StatusServiceUnavailable
 	}
@@ -80,12 +83,20 @@ type errorFields struct {
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	e := s.publicError(r, err)
 	status := statusOf(e.Code)
-	if status == http.StatusServiceUnavailable || status == http.StatusTooManyRequests {
-		w.Header().Set("Retry-After", "1")
+	if status == http.StatusServiceUnavailable || status == http.StatusTooManyRequests || status == http.StatusInsufficientStorage {
+		secs := 1
+		if v, ok := e.Details[retryAfterDetail].(int); ok && v > 1 {
+			secs = v
+		}
+		w.Header().Set("Retry-After", strconv.Itoa(secs))
 	}
 	s.m.rejected.WithLabelValues(e.Code).Inc()
 	writeJSON(w, status, errorBody{Error: errorFields{Code: e.Code, Message: e.Message, Details: e.Details}})
 }
+
+// retryAfterDetail is the detail in which an error says, in whole seconds,
+// when to retry; it becomes the Retry-After header (1 when absent).
+const retryAfterDetail = "retry_after_seconds"
 
 // publicError is err as a client may see it: a domain error as it is, an
 // internal one logged here and replaced by what to do and a reference to

@@ -23,6 +23,12 @@ import (
 
 // handleIngest is POST /v1/events: split, stamp, replicate, then 202.
 func (s *Server) handleIngest(w http.ResponseWriter, r *http.Request, _ httprouter.Params, c *caller) {
+	// Flow control first (a disk below the watermark, an index too far
+	// behind): the body is not even read.
+	if err := s.flow.admitIngest(); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
 	ndjson, err := ingestMediaType(r.Header.Get("Content-Type"))
 	if err != nil {
 		s.writeError(w, r, err)
@@ -37,6 +43,10 @@ func (s *Server) handleIngest(w http.ResponseWriter, r *http.Request, _ httprout
 		s.writeError(w, r, err)
 		return
 	}
+	if err := s.disk.charge(int64(len(body))); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
 	var raws [][]byte
 	if ndjson {
 		raws, err = splitNDJSON(body, splitLimits{event: s.cfg.MaxEvent, events: s.cfg.MaxBatchEvents})
@@ -47,7 +57,12 @@ func (s *Server) handleIngest(w http.ResponseWriter, r *http.Request, _ httprout
 		s.writeError(w, r, err)
 		return
 	}
-	now := s.cfg.Now().UnixNano()
+	nowT := s.cfg.Now()
+	if err := s.limits.take(c.key, len(raws), nowT); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	now := nowT.UnixNano()
 	app := c.key.EventApp()
 	envs := make([]theeye.Envelope, len(raws))
 	for i, raw := range raws {

@@ -42,6 +42,21 @@ func (s *Server) leaderOnly(h handler) handler {
 	}
 }
 
+// storing wraps an admin write that stores something (an app, a key, a
+// schema...) with the disk watermark: while the cluster is short of disk
+// it is 507 with Retry-After. Revoking a key, changing a rate limit and
+// membership stay open: they cost nothing and an operator needs them most
+// when things go wrong. It runs on the leader (inside leaderOnly).
+func (s *Server) storing(h handler) handler {
+	return func(w http.ResponseWriter, r *http.Request, ps httprouter.Params, c *caller) {
+		if err := s.flow.admitWrite(); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		h(w, r, ps, c)
+	}
+}
+
 // forwardedHeaders are the request headers relayed to the leader: the
 // client's own credentials (it is authorised there exactly as here) and
 // what the body means. Nothing of this node's is added but its proof.
@@ -111,13 +126,25 @@ type selfStatus struct {
 	Leader     string `json:"leader"`
 	AppliedSeq uint64 `json:"applied_seq"`
 	IndexedSeq uint64 `json:"indexed_seq"`
+	// Ready is what /readyz says; NotReady why not.
+	Ready    bool   `json:"ready"`
+	NotReady string `json:"not_ready,omitempty"`
+	// DiskFreeBytes and DiskLow: the data dir's file system, and whether
+	// it is below the node's watermark (the leader refuses writes while a
+	// majority is).
+	DiskFreeBytes int64 `json:"disk_free_bytes"`
+	DiskLow       bool  `json:"disk_low"`
 }
 
 func (s *Server) self() selfStatus {
 	st := selfStatus{ID: s.cfg.Node.ID(), AppliedSeq: s.cfg.Node.AppliedSeq(), IndexedSeq: s.cfg.Index.IndexedSeq()}
 	st.Leader, _ = s.cfg.Node.Leader()
-	if stats, err := s.cfg.Node.Stats(); err == nil {
-		st.State = stats.State
+	st.State = s.cfg.Node.State()
+	st.DiskFreeBytes, _, st.DiskLow = s.disk.status()
+	if err := s.ready(); err != nil {
+		st.NotReady = toDomainError(err).Message
+	} else {
+		st.Ready = true
 	}
 	return st
 }

@@ -11,6 +11,13 @@ type metrics struct {
 	ingestEvents   prometheus.Counter
 	ingestRequests prometheus.Counter
 	forwards       *prometheus.CounterVec
+
+	clusterLagEvents  prometheus.Gauge
+	clusterLagSeconds prometheus.Gauge
+	diskFree          prometheus.Gauge
+	diskTotal         prometheus.Gauge
+	diskWatermark     prometheus.Gauge
+	diskUsed          *prometheus.GaugeVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -34,9 +41,28 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		forwards: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "theeye_http_forwarded_total", Help: "Requests this follower forwarded to the leader, by the leader's status (or error).",
 		}, []string{"status"}),
+		clusterLagEvents: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "theeye_cluster_index_lag_events", Help: "On the leader: the most events a ready member has still to index of what the leader applied (0 on followers).",
+		}),
+		clusterLagSeconds: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "theeye_cluster_index_lag_seconds", Help: "On the leader: how long ago it applied the oldest event a ready member has not indexed yet (0 on followers).",
+		}),
+		diskFree: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "theeye_disk_free_bytes", Help: "Bytes free (available to the node) on the file system of the data dir.",
+		}),
+		diskTotal: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "theeye_disk_size_bytes", Help: "Bytes of the file system of the data dir.",
+		}),
+		diskWatermark: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "theeye_disk_min_free_bytes", Help: "The --min-free-disk watermark in force: below it writes are refused (507).",
+		}),
+		diskUsed: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "theeye_disk_used_bytes", Help: "Bytes each store of the node uses (log, index, raft), measured every 10 s.",
+		}, []string{"store"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.requests, m.duration, m.rejected, m.ingestEvents, m.ingestRequests, m.forwards)
+		reg.MustRegister(m.requests, m.duration, m.rejected, m.ingestEvents, m.ingestRequests, m.forwards,
+			m.clusterLagEvents, m.clusterLagSeconds, m.diskFree, m.diskTotal, m.diskWatermark, m.diskUsed)
 	}
 	return m
 }

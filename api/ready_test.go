@@ -22,6 +22,7 @@ func (f *fakeNode) ID() string                     { return "n1" }
 func (f *fakeNode) Leader() (string, string)       { return f.leader, "" }
 func (f *fakeNode) AppliedSeq() uint64             { return f.applied }
 func (f *fakeNode) Stats() (raftnode.Stats, error) { return raftnode.Stats{State: "Follower"}, nil }
+func (f *fakeNode) Healthy() error                 { return nil }
 
 type fakeIndex struct {
 	Index
@@ -29,6 +30,7 @@ type fakeIndex struct {
 }
 
 func (f *fakeIndex) IndexedSeq() uint64 { return f.indexed }
+func (f *fakeIndex) Healthy() error     { return nil }
 
 // TestReadyz: 503 with the reason while no leader is known or while the
 // indexer is more than ReadyLag events behind the log; 200 otherwise.

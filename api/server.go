@@ -32,6 +32,12 @@ type Node interface {
 	IsLeader() bool
 	AppliedSeq() uint64
 	Stats() (raftnode.Stats, error)
+	// QueueDepth is how many ingest requests wait for their Raft entry.
+	QueueDepth() int
+	// State is the node's Raft state; Healthy why it cannot write its
+	// stores now (nil when it can).
+	State() string
+	Healthy() error
 
 	// Ingest.
 	Append(ctx context.Context, envs []theeye.Envelope) (uint64, error)
@@ -43,6 +49,7 @@ type Node interface {
 	CreateApp(ctx context.Context, app theeye.App, key theeye.Key) error
 	CreateKey(ctx context.Context, key theeye.Key) error
 	RevokeKey(ctx context.Context, id string) error
+	SetRateLimit(ctx context.Context, id string, rl *theeye.RateLimit) error
 
 	// Rules: schemas, revalidations, the cluster config.
 	Schemas() []theeye.Schema
@@ -60,6 +67,8 @@ type Node interface {
 // Index is what the API needs of the local index (index.Index).
 type Index interface {
 	IndexedSeq() uint64
+	// Healthy says why the indexer cannot index now (nil when it can).
+	Healthy() error
 	Stats() index.Stats
 	WaitIndexed(ctx context.Context, seq uint64) error
 	Events(ctx context.Context, q index.EventQuery, fn func(event []byte) error) (string, error)
@@ -80,6 +89,20 @@ type Config struct {
 	// that reaches it, with a next_cursor. Default 4 MiB.
 	MaxPageBytes int
 	ReadyLag     uint64 // /readyz fails while the indexer is this many events behind; default 100000
+
+	// Flow control (flow.go). MaxIndexLag and MaxIndexDelay: a ready
+	// member further behind than either makes ingest 429 overloaded
+	// (defaults 1,000,000 events, 2 s); MaxCommitQueue: as many requests
+	// waiting for Raft do too (default 2048). MinFreeDisk: the disk
+	// watermark below which writes are 507 (0: 1 GiB or 5 % of the file
+	// system, the smaller). DataDir is where the disk is read ("": no
+	// disk watch); DiskStores names each store's dir for the metrics.
+	MaxIndexLag    uint64
+	MaxIndexDelay  time.Duration
+	MaxCommitQueue int
+	MinFreeDisk    int64
+	DataDir        string
+	DiskStores     map[string]string
 
 	// Per-connection bounds (net/http): the headers, the whole request,
 	// the whole answer (an NDJSON export extends its deadline chunk by
@@ -119,6 +142,15 @@ func (c *Config) setDefaults() {
 	if c.ReadyLag == 0 {
 		c.ReadyLag = 100000
 	}
+	if c.MaxIndexLag == 0 {
+		c.MaxIndexLag = 1_000_000
+	}
+	if c.MaxIndexDelay <= 0 {
+		c.MaxIndexDelay = 2 * time.Second
+	}
+	if c.MaxCommitQueue <= 0 {
+		c.MaxCommitQueue = 2048
+	}
 	if c.ReadHeaderTimeout <= 0 {
 		c.ReadHeaderTimeout = 10 * time.Second
 	}
@@ -153,13 +185,21 @@ type Server struct {
 	promHandler http.Handler
 	bufs        bufferPool
 	nodeAuth    *nodeAuth // nil without a cluster key: every node proof is refused
+	limits      *keyLimiters
+	flow        *flow
+	disk        *diskWatch
+	stopFlow    context.CancelFunc
+	flowDone    chan struct{}
 }
 
 // New builds a Server; Serve starts it.
 func New(cfg Config) *Server {
 	cfg.setDefaults()
-	s := &Server{cfg: cfg, logger: cfg.Logger.With("component", "api"), nodeAuth: newNodeAuth(cfg.ClusterKey, cfg.Now)}
+	s := &Server{cfg: cfg, logger: cfg.Logger.With("component", "api"), nodeAuth: newNodeAuth(cfg.ClusterKey, cfg.Now),
+		limits: newKeyLimiters()}
 	s.m = newMetrics(cfg.Registerer)
+	s.disk = newDiskWatch(cfg.DataDir, cfg.DiskStores, cfg.MinFreeDisk, s.m)
+	s.flow = newFlow(s)
 	s.promHandler = promhttp.HandlerFor(cfg.Gatherer, promhttp.HandlerOpts{ErrorLog: slogPrinter{s}})
 	s.router = s.routes()
 	s.http = &http.Server{
@@ -189,19 +229,20 @@ func (s *Server) routeTable() []route {
 		{http.MethodGet, "/v1/sessions/:session_id/events", s.auth(theeye.ScopeRead, s.handleSessionEvents)},
 		{http.MethodGet, "/v1/errors", s.auth(theeye.ScopeRead, s.handleErrors)},
 		{http.MethodGet, "/v1/errors/summary", s.auth(theeye.ScopeRead, s.handleErrorsSummary)},
-		{http.MethodPost, "/v1/errors/revalidate", s.auth(theeye.ScopeAdmin, s.leaderOnly(s.handleRevalidate))},
+		{http.MethodPost, "/v1/errors/revalidate", s.auth(theeye.ScopeAdmin, s.leaderOnly(s.storing(s.handleRevalidate)))},
 
-		{http.MethodPost, "/v1/schemas", s.auth(theeye.ScopeAdmin, s.leaderOnly(s.handlePutSchema))},
+		{http.MethodPost, "/v1/schemas", s.auth(theeye.ScopeAdmin, s.leaderOnly(s.storing(s.handlePutSchema)))},
 		{http.MethodGet, "/v1/schemas", s.auth(theeye.ScopeAdmin, s.handleListSchemas)},
 
-		{http.MethodPost, "/v1/apps", s.auth(theeye.ScopeAdmin, s.leaderOnly(s.handleCreateApp))},
+		{http.MethodPost, "/v1/apps", s.auth(theeye.ScopeAdmin, s.leaderOnly(s.storing(s.handleCreateApp)))},
 		{http.MethodGet, "/v1/apps", s.auth(theeye.ScopeAdmin, s.handleListApps)},
-		{http.MethodPost, "/v1/keys", s.auth(theeye.ScopeAdmin, s.leaderOnly(s.handleCreateKey))},
+		{http.MethodPost, "/v1/keys", s.auth(theeye.ScopeAdmin, s.leaderOnly(s.storing(s.handleCreateKey)))},
 		{http.MethodGet, "/v1/keys", s.auth(theeye.ScopeAdmin, s.handleListKeys)},
 		{http.MethodDelete, "/v1/keys/:key_id", s.auth(theeye.ScopeAdmin, s.leaderOnly(s.handleRevokeKey))},
+		{http.MethodPatch, "/v1/keys/:key_id", s.auth(theeye.ScopeAdmin, s.leaderOnly(s.handlePatchKey))},
 
 		{http.MethodGet, "/v1/config", s.auth(theeye.ScopeAdmin, s.handleGetConfig)},
-		{http.MethodPut, "/v1/config", s.auth(theeye.ScopeAdmin, s.leaderOnly(s.handlePutConfig))},
+		{http.MethodPut, "/v1/config", s.auth(theeye.ScopeAdmin, s.leaderOnly(s.storing(s.handlePutConfig)))},
 
 		{http.MethodGet, "/v1/cluster", s.auth(theeye.ScopeRead, s.handleCluster)},
 		{http.MethodGet, "/v1/cluster/self", s.authNode(theeye.ScopeRead, s.handleSelf)},
@@ -285,8 +326,16 @@ func (w *statusWriter) Flush() {
 
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-// Serve serves HTTP on ln until Shutdown.
+// Serve serves HTTP on ln until Shutdown, with the flow control loop
+// (flow.go) running beside it.
 func (s *Server) Serve(ln net.Listener) error {
+	ctx, cancel := context.WithCancel(context.Background())
+	s.stopFlow, s.flowDone = cancel, make(chan struct{})
+	s.flow.sample(ctx) // decisions before the first request
+	go func() {
+		defer close(s.flowDone)
+		s.flow.run(ctx)
+	}()
 	if err := s.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("serve http: %w", err)
 	}
@@ -297,6 +346,10 @@ func (s *Server) Serve(ln net.Listener) error {
 // those still running when ctx ends (a client that stopped reading an
 // export, say) have their connections closed: the node stops anyway.
 func (s *Server) Shutdown(ctx context.Context) error {
+	if s.stopFlow != nil {
+		s.stopFlow()
+		<-s.flowDone
+	}
 	err := s.http.Shutdown(ctx)
 	if err == nil {
 		return nil

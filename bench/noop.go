@@ -34,19 +34,23 @@ func (n *noopNode) Append(_ context.Context, envs []theeye.Envelope) (uint64, er
 func (n *noopNode) LookupKey(hash string) (theeye.Key, bool) {
 	return theeye.Key{ID: "key_bench", Name: "bench", App: "bench", Scopes: []theeye.Scope{theeye.ScopeIngest, theeye.ScopeRead}, Hash: hash}, true
 }
-func (n *noopNode) Apps() []theeye.App                                      { return nil }
-func (n *noopNode) Keys() []theeye.Key                                      { return nil }
-func (n *noopNode) CreateApp(context.Context, theeye.App, theeye.Key) error { return errNoop }
-func (n *noopNode) CreateKey(context.Context, theeye.Key) error             { return errNoop }
-func (n *noopNode) RevokeKey(context.Context, string) error                 { return errNoop }
-func (n *noopNode) Leader() (string, string)                                { return "noop", "" }
-func (n *noopNode) IsLeader() bool                                          { return true }
-func (n *noopNode) AppliedSeq() uint64                                      { return n.seq.Load() }
-func (n *noopNode) Stats() (raftnode.Stats, error)                          { return raftnode.Stats{}, nil }
-func (n *noopNode) AddVoter(context.Context, raftnode.NodeInfo) error       { return errNoop }
-func (n *noopNode) RemoveServer(context.Context, string) error              { return errNoop }
-func (n *noopNode) Schemas() []theeye.Schema                                { return nil }
-func (n *noopNode) SchemaVersions(string, string) []theeye.Schema           { return nil }
+func (n *noopNode) Apps() []theeye.App                                            { return nil }
+func (n *noopNode) Keys() []theeye.Key                                            { return nil }
+func (n *noopNode) CreateApp(context.Context, theeye.App, theeye.Key) error       { return errNoop }
+func (n *noopNode) CreateKey(context.Context, theeye.Key) error                   { return errNoop }
+func (n *noopNode) RevokeKey(context.Context, string) error                       { return errNoop }
+func (n *noopNode) SetRateLimit(context.Context, string, *theeye.RateLimit) error { return errNoop }
+func (n *noopNode) Leader() (string, string)                                      { return "noop", "" }
+func (n *noopNode) IsLeader() bool                                                { return true }
+func (n *noopNode) QueueDepth() int                                               { return 0 }
+func (n *noopNode) State() string                                                 { return "Leader" }
+func (n *noopNode) Healthy() error                                                { return nil }
+func (n *noopNode) AppliedSeq() uint64                                            { return n.seq.Load() }
+func (n *noopNode) Stats() (raftnode.Stats, error)                                { return raftnode.Stats{}, nil }
+func (n *noopNode) AddVoter(context.Context, raftnode.NodeInfo) error             { return errNoop }
+func (n *noopNode) RemoveServer(context.Context, string) error                    { return errNoop }
+func (n *noopNode) Schemas() []theeye.Schema                                      { return nil }
+func (n *noopNode) SchemaVersions(string, string) []theeye.Schema                 { return nil }
 func (n *noopNode) PutSchema(context.Context, theeye.Schema) (theeye.Schema, error) {
 	return theeye.Schema{}, errNoop
 }
@@ -61,6 +65,7 @@ func (n *noopNode) Revalidate(context.Context, theeye.Revalidation) (theeye.Reva
 // noopIndex is an api.Index with nothing in it, always caught up.
 type noopIndex struct{ node *noopNode }
 
+func (x noopIndex) Healthy() error                            { return nil }
 func (x noopIndex) IndexedSeq() uint64                        { return x.node.seq.Load() }
 func (x noopIndex) Stats() index.Stats                        { return index.Stats{} }
 func (x noopIndex) WaitIndexed(context.Context, uint64) error { return nil }

@@ -29,18 +29,21 @@
 //
 // # Retries, failover and idempotency
 //
-// Network errors and the statuses 429, 502, 503 and 504 are retried up to
-// Config.MaxRetries times, with exponential backoff between
+// Network errors and the statuses 429, 502, 503, 504 and 507 are retried up
+// to Config.MaxRetries times, with exponential backoff between
 // Config.RetryMin and Config.RetryMax and jitter, never sooner than the
 // server's Retry-After. Network errors and 502/503/504 first fail over to
-// the next of Config.Servers; a 429 stays on the same node. The statuses
+// the next of Config.Servers; a 429 (rate_limited: the key's limit;
+// overloaded: the cluster indexes behind) and a 507 (insufficient_storage:
+// the cluster is short of disk) are the cluster's answer and stay on the
+// same node. The statuses
 // 400, 401, 403, 404, 409, 413 and 415 are never retried: they come back as
 // an *Error carrying the server's code ("unauthorized", "not_an_object",
 // ...). Because every event carries an id and the server stores an event
 // once per (app, id), a retry after a lost acknowledgement stores nothing
 // twice. Admin calls that create something are retried only when the
 // request provably never reached a server (a refused connection) or the
-// server answered 429/503.
+// server answered 429/503/507.
 //
 // # Failed batches
 //

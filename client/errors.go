@@ -49,7 +49,8 @@ func (e *Error) Temporary() bool { return retryableStatus(e.Status) }
 // among them: it is a server bug, and retrying it hides it.
 func retryableStatus(status int) bool {
 	switch status {
-	case http.StatusTooManyRequests, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+	case http.StatusTooManyRequests, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout,
+		http.StatusInsufficientStorage:
 		return true
 	}
 	return false

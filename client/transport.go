@@ -197,8 +197,11 @@ func (c *Client) classify(req *request, err error) (retry, failover bool, retryA
 		if !retryableStatus(se.err.Status) {
 			return false, false, 0
 		}
-		// 429 is the key's rate limit: another node would be evading it.
-		return true, se.err.Status != http.StatusTooManyRequests, min(se.retryAfter, maxRetryAfter)
+		// 429 (the key's rate limit, or the cluster overloaded) and 507 (the
+		// cluster short of disk) are the cluster's answer, not one node's:
+		// another node would say the same, so wait, on the same server.
+		failover := se.err.Status != http.StatusTooManyRequests && se.err.Status != http.StatusInsufficientStorage
+		return true, failover, min(se.retryAfter, maxRetryAfter)
 	}
 	if req.idempotent || isDialError(err) {
 		return true, true, 0

@@ -99,6 +99,7 @@ type Index struct {
 	closed bool
 	done   chan struct{} // closed by Close
 
+	ioErr      atomic.Pointer[error] // why the last batch failed (Run), nil after a success
 	indexed    atomic.Uint64
 	revalDone  atomic.Uint64 // published revalidated
 	events     atomic.Uint64

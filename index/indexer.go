@@ -59,37 +59,65 @@ type batchDelta struct {
 
 // Run indexes the log until ctx is cancelled: each round reads what the log
 // holds past the cursor, in batches, then waits for Source.Changed. It
-// returns nil when ctx is cancelled (after committing the batch in hand),
-// ErrClosed when the index is closed, or the first read or write error.
+// returns nil when ctx is cancelled (after committing the batch in hand)
+// or ErrClosed when the index is closed. A batch that fails (a full disk,
+// a read error) is retried with backoff, the index unhealthy meanwhile
+// (Healthy says why) and each new cause logged once: the node stays up and
+// serves what it has indexed.
 func (ix *Index) Run(ctx context.Context) error {
 	if ix.cfg.Source == nil {
 		return errors.New("run indexer: Config.Source is nil")
 	}
 	ix.log.Info("indexer started", "indexed_seq", ix.IndexedSeq())
+	backoff, last := time.Duration(0), ""
 	for {
 		changed := ix.cfg.Source.Changed() // before reading, so no append is missed
 		var configChanged <-chan struct{}  // nil: never
 		if ix.cfg.Rules != nil {
 			configChanged = ix.cfg.Rules.ConfigChanged()
 		}
+		var retry <-chan time.Time // nil: no failure to retry
 		if _, err := ix.indexAvailable(ctx); err != nil {
-			if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
-				break
+			switch {
+			case ctx.Err() != nil && errors.Is(err, ctx.Err()):
+				ix.log.Info("indexer stopped", "indexed_seq", ix.IndexedSeq())
+				return nil
+			case errors.Is(err, ErrClosed):
+				return ErrClosed
 			}
-			return err
+			ix.ioErr.Store(&err)
+			ix.m.ioErrors.Inc()
+			if msg := err.Error(); msg != last {
+				ix.log.Error("indexing failed; retrying until it succeeds (the node is unready meanwhile)", "err", err)
+				last = msg
+			}
+			backoff = min(max(2*backoff, 50*time.Millisecond), 5*time.Second)
+			retry = time.After(backoff)
+		} else if last != "" {
+			ix.ioErr.Store(nil)
+			ix.log.Info("indexing works again", "indexed_seq", ix.IndexedSeq())
+			backoff, last = 0, ""
 		}
 		select {
 		case <-changed:
 		case <-configChanged:
+		case <-retry:
 		case <-ctx.Done():
 		case <-ix.done:
 			return ErrClosed
 		}
 		if ctx.Err() != nil {
-			break
+			ix.log.Info("indexer stopped", "indexed_seq", ix.IndexedSeq())
+			return nil
 		}
 	}
-	ix.log.Info("indexer stopped", "indexed_seq", ix.IndexedSeq())
+}
+
+// Healthy returns why the indexer cannot index now, or nil.
+func (ix *Index) Healthy() error {
+	if e := ix.ioErr.Load(); e != nil {
+		return fmt.Errorf("the index cannot be written: %w", *e)
+	}
 	return nil
 }
 

@@ -18,6 +18,7 @@ type metrics struct {
 	// revalidated counts the failed events revalidations judged again, by
 	// outcome (accepted, failing).
 	revalidated *prometheus.CounterVec
+	ioErrors    prometheus.Counter // batches that failed and are retried
 }
 
 func newMetrics(lag func() float64) *metrics {
@@ -51,6 +52,10 @@ func newMetrics(lag func() float64) *metrics {
 			Name: "theeye_indexer_revalidated_total",
 			Help: "Failed events judged again by revalidation requests, by outcome (accepted, failing).",
 		}, []string{"outcome"}),
+		ioErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "theeye_indexer_failed_batches_total",
+			Help: "Indexer batches that failed (a full disk, a read error) and are retried with backoff.",
+		}),
 	}
 	for _, c := range reasonCodes {
 		m.errors.WithLabelValues(c) // export zeros for every known reason
@@ -59,7 +64,7 @@ func newMetrics(lag func() float64) *metrics {
 }
 
 func (m *metrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.indexedSeq, m.lag, m.events, m.duplicates, m.errors, m.batch, m.revalidated}
+	return []prometheus.Collector{m.indexedSeq, m.lag, m.events, m.duplicates, m.errors, m.batch, m.revalidated, m.ioErrors}
 }
 
 // register registers every collector on r, undoing the ones already

@@ -18,6 +18,9 @@ import (
 var (
 	// ErrClosed is returned by every method of a closed Log.
 	ErrClosed = errors.New("log: closed")
+	// ErrFailed is wrapped by the sticky error of a log whose fsync
+	// failed: every later write returns it until the log is reopened.
+	ErrFailed = errors.New("log: fsync failed; reopen the log")
 	// ErrCorrupt means bytes on disk (or handed to a decoder) are not a
 	// valid encoding.
 	ErrCorrupt = errors.New("log: corrupt")
@@ -285,9 +288,12 @@ func (l *Log) createSegment(first uint64) (*segment, error) {
 // SegmentSize first seals it: fsync, create the next segment, fsync the
 // directory.
 //
-// Invalid frames are rejected without effect. A failed write or fsync is
-// sticky: that Append and every later one return the same error, since the
-// file may now end in a partial frame; reopen the log to recover.
+// Invalid frames are rejected without effect. A failed write (a full
+// disk, say) has no effect either: the frame is not published and the next
+// Append writes over whatever part of it reached the file, so the caller
+// may retry. A failed fsync is sticky (it wraps ErrFailed): that Append and
+// every later one return it, since what the kernel holds of the file is
+// then unknown; reopen the log to recover.
 func (l *Log) Append(f Frame) (firstSeq uint64, err error) {
 	l.wmu.Lock()
 	defer l.wmu.Unlock()
@@ -309,14 +315,14 @@ func (l *Log) Append(f Frame) (firstSeq uint64, err error) {
 	act := l.segments[len(l.segments)-1]
 	if act.size > 0 && act.size+int64(len(buf)) > l.segmentSize {
 		if err := l.seal(); err != nil {
-			l.werr = err
 			return 0, err
 		}
 		act = l.segments[len(l.segments)-1]
 	}
 	if _, err := act.f.WriteAt(buf, act.size); err != nil {
-		l.werr = fmt.Errorf("append frame at seq %d to segment %s: %w", first, act.name, err)
-		return 0, l.werr
+		// Not published, and the next write starts at the same offset:
+		// retryable.
+		return 0, fmt.Errorf("append frame at seq %d to segment %s: %w", first, act.name, err)
 	}
 	// Publish only now: a reader never sees a frame before all its bytes
 	// are written.
@@ -336,11 +342,14 @@ func (l *Log) Append(f Frame) (firstSeq uint64, err error) {
 	return first, nil
 }
 
-// seal fsyncs the active segment and starts the next one. wmu is held.
+// seal fsyncs the active segment and starts the next one. wmu is held. A
+// failed fsync is sticky; a failed creation of the next segment changes
+// nothing and may be retried.
 func (l *Log) seal() error {
 	old := l.segments[len(l.segments)-1]
 	if err := old.f.Sync(); err != nil {
-		return fmt.Errorf("seal segment %s: %w", old.name, err)
+		l.werr = fmt.Errorf("seal segment %s: %w: %w", old.name, ErrFailed, err)
+		return l.werr
 	}
 	seg, err := l.createSegment(l.lastSeq + 1)
 	if err != nil {
@@ -393,7 +402,7 @@ func (l *Log) syncActive() (syncPoint, error) {
 		return p, nil
 	}
 	if err := act.f.Sync(); err != nil {
-		l.werr = fmt.Errorf("sync segment %s: %w", act.name, err)
+		l.werr = fmt.Errorf("sync segment %s: %w: %w", act.name, ErrFailed, err)
 		return syncPoint{}, l.werr
 	}
 	return p, nil

@@ -49,6 +49,9 @@ const (
 	// fields to change). The FSM applies the patch to the version in force
 	// and records the new version's position, as for a schema.
 	opSetConfig = "set_config"
+	// opSetRateLimit sets or clears a key's rate limit (KeyID, RateLimit:
+	// nil clears it).
+	opSetRateLimit = "set_rate_limit"
 )
 
 // command is a replicated configuration change.
@@ -63,6 +66,7 @@ type command struct {
 	Schema       *theeye.Schema       `json:"schema,omitempty"`
 	Revalidation *theeye.Revalidation `json:"revalidation,omitempty"`
 	Config       *theeye.ConfigPatch  `json:"config,omitempty"`
+	RateLimit    *theeye.RateLimit    `json:"rate_limit,omitempty"`
 }
 
 // NodeInfo is what the cluster knows of one member.

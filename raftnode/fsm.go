@@ -3,6 +3,7 @@ package raftnode
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 
@@ -32,7 +33,11 @@ type applyResult struct {
 // (invariant 4): log/ frames carry the Raft index they came from and the
 // state file carries the index of the last config entry, so an entry that
 // is already held is skipped. An I/O failure here cannot be reported to
-// Raft; the node stops (hashicorp/raft#307) through cfg.Fatal.
+// Raft (hashicorp/raft#307): a write that failed (a full disk) is retried,
+// with backoff, until it succeeds, the node unready meanwhile (retryIO);
+// only a failed fsync of log/, after which what the kernel holds is
+// unknown, stops the node through cfg.Fatal so that Raft replays the entry
+// on restart.
 func (n *Node) fsmApply(l *raft.Log) any {
 	if l.Type != raft.LogCommand {
 		return nil
@@ -54,9 +59,16 @@ func (n *Node) fsmApply(l *raft.Log) any {
 			n.m.unknownEntries.Inc()
 			return applyResult{err: theeye.Errorf(theeye.EInternal, "malformed events entry: %v", err)}
 		}
-		first, err := n.log.Append(log.Frame{RaftIndex: l.Index, Count: count, Codec: codec, Payload: payload})
+		var first uint64
+		err = n.retryIO("log", func() error {
+			var err error
+			first, err = n.log.Append(log.Frame{RaftIndex: l.Index, Count: count, Codec: codec, Payload: payload})
+			return err
+		})
 		if err != nil {
-			n.fatal(fmt.Errorf("apply entry %d to log: %w", l.Index, err))
+			if !errors.Is(err, ErrClosed) {
+				n.fatal(fmt.Errorf("apply entry %d to log: %w", l.Index, err))
+			}
 			return applyResult{err: err}
 		}
 		n.appliedSeq.Store(first + uint64(count) - 1)
@@ -80,9 +92,8 @@ func (n *Node) fsmApply(l *raft.Log) any {
 			next = cur.clone()
 			next.Index = l.Index
 		}
-		if err := n.state.save(next); err != nil {
-			n.fatal(fmt.Errorf("apply config entry %d: %w", l.Index, err))
-			return applyResult{err: err}
+		if err := n.retryIO("state", func() error { return n.state.save(next) }); err != nil {
+			return applyResult{err: err} // closed
 		}
 		return applyResult{value: value, err: refusal}
 	default:

@@ -73,6 +73,10 @@ func (n *Node) Append(ctx context.Context, envs []theeye.Envelope) (uint64, erro
 	}
 }
 
+// QueueDepth returns how many ingest requests wait to go into a Raft
+// entry (flow control reads it).
+func (n *Node) QueueDepth() int { return len(n.reqCh) }
+
 // commitLoop takes a slot (at most MaxInflight entries in flight), then
 // gathers every request already waiting, up to the batch bounds, into one
 // entry. While all slots are busy requests queue up, so the entries grow

@@ -10,6 +10,8 @@ type metrics struct {
 	applySeconds   prometheus.Histogram
 	entries        prometheus.Counter
 	unknownEntries prometheus.Counter
+	ioErrors       *prometheus.CounterVec
+	leaderChanges  prometheus.Counter
 }
 
 func newMetrics(n *Node, reg prometheus.Registerer) *metrics {
@@ -28,11 +30,17 @@ func newMetrics(n *Node, reg prometheus.Registerer) *metrics {
 		unknownEntries: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "theeye_raft_unknown_entries_total", Help: "Committed entries this version could not read and skipped.",
 		}),
+		ioErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "theeye_io_errors_total", Help: "Failed writes the node retries, by store (log, state, index).",
+		}, []string{"store"}),
+		leaderChanges: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "theeye_raft_leader_changes_total", Help: "Times this node saw the leader change (itself gaining or losing it, or another node taking over).",
+		}),
 	}
 	if reg == nil {
 		return m
 	}
-	reg.MustRegister(m.batchEvents, m.applySeconds, m.entries, m.unknownEntries,
+	reg.MustRegister(m.batchEvents, m.applySeconds, m.entries, m.unknownEntries, m.ioErrors, m.leaderChanges,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "theeye_raft_applied_seq", Help: "Last seq this node's FSM appended to the log.",
 		}, func() float64 { return float64(n.AppliedSeq()) }),

@@ -74,8 +74,9 @@ type Config struct {
 
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
-	// Fatal is called when applying a committed entry fails on I/O; the
-	// node must not go on past a hole. Default: panic.
+	// Fatal is called when applying a committed entry fails in a way no
+	// retry mends (a failed fsync of log/); the node must not go on past a
+	// hole. Default: panic. Failed writes are retried instead (retryIO).
 	Fatal func(error)
 	// Raft, when set, is used as the base Raft configuration.
 	Raft *raft.Config
@@ -136,6 +137,8 @@ type Node struct {
 	raftBind string // the address the Raft listener is bound to
 	// appliedSeq is the last seq the FSM appended to log/.
 	appliedSeq atomic.Uint64
+	// ioErr is why the FSM cannot write now (retryIO), nil when it can.
+	ioErr atomic.Pointer[error]
 
 	compressor *log.Compressor
 	reqCh      chan *appendReq
@@ -390,6 +393,12 @@ func (n *Node) CreateKey(ctx context.Context, key theeye.Key) error {
 	return n.applyCommand(ctx, &command{Op: opCreateKey, Key: &key})
 }
 
+// SetRateLimit sets the rate limit of the key with id, or clears it with
+// nil (ENotFound when there is no such key). Leader only.
+func (n *Node) SetRateLimit(ctx context.Context, id string, rl *theeye.RateLimit) error {
+	return n.applyCommand(ctx, &command{Op: opSetRateLimit, KeyID: id, RateLimit: rl})
+}
+
 // RevokeKey revokes the key with id (ENotFound when there is none,
 // EConflict for the last admin key). Leader only.
 func (n *Node) RevokeKey(ctx context.Context, id string) error {
@@ -551,11 +560,19 @@ func (n *Node) Snapshot() error {
 }
 
 // leaderLoop makes sure, whenever this node leads, that the replicated
-// state has this node's addresses and (on the bootstrap node) the admin
-// key. Both are idempotent config entries.
+// state has this node's addresses and (on the bootstrap node) the
+// cluster's seed: idempotent config entries. It also counts leader changes
+// for the metrics.
 func (n *Node) leaderLoop() {
 	defer n.wg.Done()
 	ch := n.raft.LeaderCh()
+	obs := make(chan raft.Observation, 16)
+	observer := raft.NewObserver(obs, false, func(o *raft.Observation) bool {
+		_, ok := o.Data.(raft.LeaderObservation)
+		return ok
+	})
+	n.raft.RegisterObserver(observer)
+	defer n.raft.DeregisterObserver(observer)
 	check := time.NewTicker(500 * time.Millisecond)
 	defer check.Stop()
 	done := false
@@ -563,6 +580,9 @@ func (n *Node) leaderLoop() {
 		select {
 		case <-n.closing:
 			return
+		case <-obs:
+			n.m.leaderChanges.Inc()
+			continue
 		case <-ch:
 			done = false
 		case <-check.C:
@@ -606,6 +626,61 @@ func (n *Node) leaderTasks() error {
 // Seeded reports whether the replicated state holds the cluster's seed
 // (its admin key and first policy), as applied on this node.
 func (n *Node) Seeded() bool { return n.state.get().Seeded }
+
+// retryIO runs op, a write of store's, until it succeeds, the error is one
+// a retry cannot mend (log.ErrFailed: it is returned), or the node closes
+// (ErrClosed). Meanwhile the node is unhealthy (Healthy says why, /readyz
+// with it), each new cause is logged once, and a leader hands its
+// leadership to a member that can write.
+func (n *Node) retryIO(store string, op func() error) error {
+	backoff := 50 * time.Millisecond
+	var last string
+	transferred := false
+	for {
+		err := op()
+		if err == nil {
+			if last != "" {
+				n.ioErr.Store(nil)
+				n.logger.Info("writes work again", "store", store)
+			}
+			return nil
+		}
+		if errors.Is(err, log.ErrFailed) || errors.Is(err, log.ErrClosed) {
+			return err
+		}
+		werr := fmt.Errorf("cannot write its %s store: %w", store, err)
+		n.ioErr.Store(&werr)
+		n.m.ioErrors.WithLabelValues(store).Inc()
+		if msg := err.Error(); msg != last {
+			n.logger.Error("write failed; retrying until it succeeds (the node is unready meanwhile)", "store", store, "err", err)
+			last = msg
+		}
+		if !transferred && n.IsLeader() {
+			transferred = true
+			if ferr := n.raft.LeadershipTransfer().Error(); ferr != nil {
+				n.logger.Warn("could not hand leadership over while writes fail", "err", ferr)
+			}
+		}
+		select {
+		case <-n.closing:
+			return ErrClosed
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 5*time.Second)
+	}
+}
+
+// Healthy returns why this node cannot write its stores now, or nil.
+func (n *Node) Healthy() error {
+	if e := n.ioErr.Load(); e != nil {
+		return *e
+	}
+	return nil
+}
+
+// State returns this node's Raft state (Leader, Follower, Candidate,
+// Shutdown).
+func (n *Node) State() string { return n.raft.State().String() }
 
 func (n *Node) fatal(err error) {
 	n.logger.Error("fatal: stopping the node", "err", err)

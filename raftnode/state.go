@@ -180,6 +180,21 @@ func (s *State) applyOther(cmd *command) error {
 		k.Revoked = true
 		s.Keys[cmd.KeyID] = k
 
+	case opSetRateLimit:
+		k, ok := s.Keys[cmd.KeyID]
+		if !ok {
+			return theeye.Errorf(theeye.ENotFound, "no key with id %q", cmd.KeyID)
+		}
+		if cmd.RateLimit != nil {
+			if err := cmd.RateLimit.Validate(); err != nil {
+				return err
+			}
+			rl := *cmd.RateLimit
+			k.RateLimit = &rl
+		} else {
+			k.RateLimit = nil
+		}
+		s.Keys[cmd.KeyID] = k
 	case opSetNode:
 		if cmd.Node == nil || cmd.Node.ID == "" {
 			return theeye.Errorf(theeye.EInvalidRequest, "set_node needs a node")

@@ -32,6 +32,9 @@ type Config struct {
 	MaxEvent       int
 	MaxBatchEvents int
 	MaxPageBytes   int
+	MaxIndexLag    uint64
+	MaxIndexDelay  time.Duration
+	MinFreeDisk    string // bytes with an optional KiB/MiB/GiB suffix; "": the default
 	MaxClockSkew   time.Duration
 	MaxEventAge    time.Duration
 	ReadyLag       uint64
@@ -69,6 +72,8 @@ func DefaultConfig() Config {
 		MaxBody:        8 << 20,
 		MaxEvent:       64 << 10,
 		MaxBatchEvents: 10000,
+		MaxIndexLag:    1_000_000,
+		MaxIndexDelay:  2 * time.Second,
 		MaxPageBytes:   4 << 20,
 		MaxClockSkew:   5 * time.Minute,
 		ReadyLag:       100000,
@@ -180,6 +185,9 @@ case), e.g. THEEYE_DATA_DIR=/var/lib/theeye.`,
 	f.Int64Var(&cfg.MaxBody, "max-body", cfg.MaxBody, "largest request body in bytes (after gzip)")
 	f.IntVar(&cfg.MaxEvent, "max-event", cfg.MaxEvent, "largest event in bytes")
 	f.IntVar(&cfg.MaxBatchEvents, "max-batch-events", cfg.MaxBatchEvents, "most events in one ingest request (more: 413 too_many_events)")
+	f.Uint64Var(&cfg.MaxIndexLag, "max-index-lag", cfg.MaxIndexLag, "ingest is 429 overloaded while a ready node's index is more than this many events behind the leader")
+	f.DurationVar(&cfg.MaxIndexDelay, "max-index-delay", cfg.MaxIndexDelay, "ingest is 429 overloaded while a ready node has not indexed an event the leader applied this long ago")
+	f.StringVar(&cfg.MinFreeDisk, "min-free-disk", "", "writes are 507 while the data dir's file system has less free (bytes, or with KiB, MiB, GiB; default: 1GiB or 5% of it, the smaller)")
 	f.IntVar(&cfg.MaxPageBytes, "max-page-bytes", cfg.MaxPageBytes, "a query page ends, with a next_cursor, once its events reach this many bytes")
 	f.DurationVar(&cfg.MaxClockSkew, "max-clock-skew", cfg.MaxClockSkew, "how far past received_at an event timestamp may be")
 	f.DurationVar(&cfg.MaxEventAge, "max-event-age", 0, "how far before received_at an event timestamp may be (0: no limit)")

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"net/http/pprof"
@@ -19,6 +20,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/dustin/go-humanize"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
@@ -116,16 +118,17 @@ func (m *Main) Run(ctx context.Context) error {
 // setup is what Run derives from the config before it opens anything, and
 // what the later steps share.
 type setup struct {
-	codec      eyelog.Codec
-	seed       theeye.ClusterConfig // the first cluster config of a cluster this node bootstraps
-	bootstrap  bool
-	adminKey   string
-	generated  bool // adminKey was generated now
-	clusterKey string
-	serverTLS  *tls.Config
-	httpClient *http.Client // for forwarding, peer status and joining
-	reg        *prometheus.Registry
-	httpAddr   string // the advertised HTTP address, once listening
+	codec       eyelog.Codec
+	seed        theeye.ClusterConfig // the first cluster config of a cluster this node bootstraps
+	bootstrap   bool
+	adminKey    string
+	generated   bool // adminKey was generated now
+	clusterKey  string
+	serverTLS   *tls.Config
+	httpClient  *http.Client // for forwarding, peer status and joining
+	reg         *prometheus.Registry
+	httpAddr    string // the advertised HTTP address, once listening
+	minFreeDisk int64  // --min-free-disk; 0: the default
 }
 
 // prepare validates the config, sets up logging and the memory limit, and
@@ -140,6 +143,13 @@ func (m *Main) prepare() (*setup, error) {
 		m.Logger = l
 	}
 	s := &setup{bootstrap: cfg.Bootstrap || cfg.Join == ""}
+	if cfg.MinFreeDisk != "" {
+		n, err := humanize.ParseBytes(cfg.MinFreeDisk)
+		if err != nil || n > math.MaxInt64 {
+			return nil, fmt.Errorf("--min-free-disk %q: want bytes, e.g. 1073741824, 512MiB or 2GiB", cfg.MinFreeDisk)
+		}
+		s.minFreeDisk = int64(n)
+	}
 	s.seed = theeye.ClusterConfig{MaxClockSkew: cfg.MaxClockSkew, MaxEventAge: cfg.MaxEventAge, UnknownTypes: cfg.UnknownTypes}
 	if err := s.seed.Validate(); err != nil {
 		e, _ := theeye.AsError(err)
@@ -291,11 +301,17 @@ func (m *Main) serve(ctx context.Context, s *setup) error {
 		ReadTimeout:       cfg.HTTPReadTimeout,
 		WriteTimeout:      cfg.HTTPWriteTimeout,
 		ReadyLag:          cfg.ReadyLag,
-		ClusterKey:        s.clusterKey,
-		HTTPClient:        s.httpClient,
-		Logger:            m.Logger,
-		Registerer:        s.reg,
-		Gatherer:          s.reg,
+		MaxIndexLag:       cfg.MaxIndexLag,
+		MaxIndexDelay:     cfg.MaxIndexDelay,
+		MinFreeDisk:       s.minFreeDisk,
+		DataDir:           cfg.DataDir,
+		DiskStores: map[string]string{"log": filepath.Join(cfg.DataDir, "log"), "index": filepath.Join(cfg.DataDir, "index"),
+			"raft": filepath.Join(cfg.DataDir, "raft")},
+		ClusterKey: s.clusterKey,
+		HTTPClient: s.httpClient,
+		Logger:     m.Logger,
+		Registerer: s.reg,
+		Gatherer:   s.reg,
 	})
 	if s.serverTLS != nil {
 		hcfg := s.serverTLS.Clone()

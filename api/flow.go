@@ -1,0 +1,259 @@
+package api
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"sync"
+	"time"
+
+	"github.com/theeye/theeye"
+)
+
+// Flow control (API.md, "Limits and flow control"): the leader says "slow
+// down" before anything breaks. It refuses writes with 507
+// insufficient_storage while its disk, or the disks of a majority of the
+// members, are below --min-free-disk, and refuses ingest with 429
+// overloaded while the leader's or a ready follower's index is more than MaxIndexLag events
+// or MaxIndexDelay behind what the leader applied, or while the commit
+// queue is deep. What it decides on is sampled by a loop every
+// flowInterval, never per request: a request reads the last decision.
+//
+// The index delay of a member is how long ago the leader applied the
+// first event that member has not indexed yet: the leader keeps the time
+// at which its applied seq passed each sample, so the delay of every
+// member is known to within one interval, from the seqs members report in
+// their peer status.
+
+// flowInterval is how often the flow loop samples the node, its peers and
+// the disk.
+const flowInterval = 250 * time.Millisecond
+
+// appliedSample is the leader's applied seq at a time.
+type appliedSample struct {
+	seq uint64
+	at  time.Time
+}
+
+// maxSamples bounds the applied-seq history (at flowInterval: 2 minutes;
+// a member further behind than that is simply "2 minutes or more").
+const maxSamples = int(2 * time.Minute / flowInterval)
+
+// flow is the leader's view of the cluster's capacity. Its decision fields
+// are written by the loop and read by requests.
+type flow struct {
+	s *Server
+
+	mu       sync.Mutex
+	samples  []appliedSample // oldest first; guarded by mu
+	rate     float64         // this node's indexing rate, events/s (moving average); guarded by mu
+	lastIdx  appliedSample   // this node's indexed seq at the previous sample; guarded by mu
+	peers    []selfStatus    // the members' last reports (this node included); guarded by mu
+	overload *theeye.Error   // the current 429 overloaded, nil when none; guarded by mu
+	full     *theeye.Error   // the current 507, nil when none; guarded by mu
+	lag      lagView         // for metrics and /status; guarded by mu
+}
+
+// lagView is the worst index lag among the ready members.
+type lagView struct {
+	events  uint64
+	delay   time.Duration
+	node    string
+	rate    float64
+	samples int
+}
+
+func newFlow(s *Server) *flow { return &flow{s: s} }
+
+// run samples until ctx ends.
+func (f *flow) run(ctx context.Context) {
+	t := time.NewTicker(flowInterval)
+	defer t.Stop()
+	for {
+		f.sample(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// sample takes one round of readings and recomputes the decisions.
+func (f *flow) sample(ctx context.Context) {
+	s := f.s
+	now := s.cfg.Now()
+	applied, indexed := s.cfg.Node.AppliedSeq(), s.cfg.Index.IndexedSeq()
+	s.disk.refresh(now)
+	var peers []selfStatus
+	if s.cfg.Node.IsLeader() {
+		peers = s.memberStatuses(ctx)
+	}
+
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if n := len(f.samples); n == 0 || f.samples[n-1].seq != applied {
+		f.samples = append(f.samples, appliedSample{seq: applied, at: now})
+		if len(f.samples) > maxSamples {
+			f.samples = append(f.samples[:0], f.samples[len(f.samples)-maxSamples:]...)
+		}
+	}
+	if !f.lastIdx.at.IsZero() && indexed >= f.lastIdx.seq {
+		if dt := now.Sub(f.lastIdx.at).Seconds(); dt > 0 {
+			inst := float64(indexed-f.lastIdx.seq) / dt
+			// An average over about 5 s of samples, kept from idle
+			// stretches: while nothing is to be indexed the rate says
+			// nothing about capacity.
+			if indexed < applied || inst > f.rate {
+				f.rate += (inst - f.rate) * min(1, dt/5)
+			}
+		}
+	}
+	f.lastIdx = appliedSample{seq: indexed, at: now}
+	f.peers = peers
+	f.decide(now, applied)
+}
+
+// memberStatuses returns this node's status and each reachable member's.
+func (s *Server) memberStatuses(ctx context.Context) []selfStatus {
+	st, err := s.cfg.Node.Stats()
+	if err != nil {
+		return []selfStatus{s.self()}
+	}
+	out := make([]selfStatus, len(st.Servers))
+	var wg sync.WaitGroup
+	for i, sv := range st.Servers {
+		if sv.ID == s.cfg.Node.ID() {
+			out[i] = s.self()
+			continue
+		}
+		out[i] = selfStatus{ID: sv.ID, State: "unreachable"}
+		if sv.HTTPAddr == "" {
+			continue
+		}
+		wg.Add(1)
+		go func(i int, addr string) {
+			defer wg.Done()
+			if ps, err := s.peerStatus(ctx, addr); err == nil {
+				out[i] = ps
+			}
+		}(i, sv.HTTPAddr)
+	}
+	wg.Wait()
+	return out
+}
+
+// delayOf is how long ago the leader applied the first seq after indexed.
+// mu is held.
+func (f *flow) delayOf(now time.Time, indexed, applied uint64) time.Duration {
+	if indexed >= applied || len(f.samples) == 0 {
+		return 0
+	}
+	// The first sample whose seq passed indexed: seq indexed+1 was applied
+	// by then.
+	for _, sm := range f.samples {
+		if sm.seq > indexed {
+			return now.Sub(sm.at)
+		}
+	}
+	return 0
+}
+
+// decide recomputes the 429 and 507 decisions. mu is held.
+func (f *flow) decide(now time.Time, applied uint64) {
+	s := f.s
+	f.lag = lagView{rate: f.rate, samples: len(f.samples)}
+	low, members := 0, 0
+	for _, p := range f.peers {
+		if p.State == "unreachable" {
+			continue
+		}
+		members++
+		if p.DiskLow {
+			low++
+		}
+		// A follower that is not ready (catching up after a restart,
+		// rebuilding its index, or broken) does not hold the cluster
+		// back: it catches up on its own. The leader always counts: its
+		// lag is the cluster's.
+		if !p.Ready && p.ID != s.cfg.Node.ID() {
+			continue
+		}
+		lag := uint64(0)
+		if applied > p.IndexedSeq {
+			lag = applied - p.IndexedSeq
+		}
+		d := f.delayOf(now, p.IndexedSeq, applied)
+		if d > f.lag.delay || lag > f.lag.events {
+			f.lag.events, f.lag.delay, f.lag.node = max(lag, f.lag.events), max(d, f.lag.delay), p.ID
+		}
+	}
+	if f.peers == nil { // not the leader: only the own disk counts
+		members, low = 1, 0
+		if s.disk.isLow() {
+			low = 1
+		}
+	}
+	s.m.clusterLagEvents.Set(float64(f.lag.events))
+	s.m.clusterLagSeconds.Set(f.lag.delay.Seconds())
+
+	f.full = nil
+	if s.disk.isLow() || low > members/2 {
+		f.full = theeye.Errorf(theeye.EInsufficientStorage,
+			"the cluster is short of disk: %d of %d members are below their free-space watermark (--min-free-disk); writes resume by themselves once space is freed", max(low, 1), max(members, 1)).
+			WithDetail(retryAfterDetail, 10)
+	}
+
+	f.overload = nil
+	queue := s.cfg.Node.QueueDepth()
+	switch {
+	case f.lag.events > s.cfg.MaxIndexLag || f.lag.delay > s.cfg.MaxIndexDelay:
+		secs := 1
+		if f.rate > 0 {
+			secs = int(math.Ceil(float64(f.lag.events) / f.rate))
+		}
+		secs = min(max(secs, 1), 60)
+		f.overload = theeye.Errorf(theeye.EOverloaded,
+			"the cluster is indexing behind what it acknowledged (node %s: %d events, %s behind; limits %d events, %s); retry in %d s",
+			f.lag.node, f.lag.events, f.lag.delay.Round(time.Millisecond), s.cfg.MaxIndexLag, s.cfg.MaxIndexDelay, secs).
+			WithDetail(retryAfterDetail, secs).WithDetail("lag_events", f.lag.events).WithDetail("lag_seconds", f.lag.delay.Seconds())
+	case queue > s.cfg.MaxCommitQueue:
+		f.overload = theeye.Errorf(theeye.EOverloaded, "the commit queue holds %d requests (limit %d); retry in 1 s", queue, s.cfg.MaxCommitQueue).
+			WithDetail(retryAfterDetail, 1)
+	}
+}
+
+// admitWrite returns the 507 that refuses writes now, or nil.
+func (f *flow) admitWrite() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.full != nil {
+		return f.full
+	}
+	return nil
+}
+
+// admitIngest returns the 507 or 429 that refuses ingest now, or nil.
+func (f *flow) admitIngest() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	switch {
+	case f.full != nil:
+		return f.full
+	case f.overload != nil:
+		return f.overload
+	}
+	return nil
+}
+
+// lagNow returns the worst lag of the last sample.
+func (f *flow) lagNow() lagView {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.lag
+}
+
+// String is for logs.
+func (l lagView) String() string {
+	return fmt.Sprintf("%d events, %s (node %s, indexing %.0f/s)", l.events, l.delay.Round(time.Millisecond), l.node, l.rate)
+}

@@ -1,0 +1,117 @@
+package api
+
+import (
+	"context"
+	"math"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/theeye/theeye"
+	"github.com/theeye/theeye/raftnode"
+)
+
+// flowNode is a leader alone in its cluster whose applied seq and queue a
+// test sets.
+type flowNode struct {
+	keyNode
+	applied uint64
+	queue   int
+}
+
+func (n *flowNode) Leader() (string, string) { return "n1", "http://n1" }
+func (n *flowNode) AppliedSeq() uint64       { return n.applied }
+func (n *flowNode) QueueDepth() int          { return n.queue }
+func (n *flowNode) State() string            { return "Leader" }
+func (n *flowNode) Healthy() error           { return nil }
+func (n *flowNode) Stats() (raftnode.Stats, error) {
+	return raftnode.Stats{Servers: []raftnode.ServerInfo{{ID: "n1"}}}, nil
+}
+
+type flowIndex struct {
+	fakeIndex
+	indexed uint64
+}
+
+func (x *flowIndex) IndexedSeq() uint64 { return x.indexed }
+
+// TestOverload: ingest is refused with 429 overloaded, with a Retry-After
+// from the lag and the indexing rate, while the index is more than
+// MaxIndexDelay (or MaxIndexLag events) behind; admitted again once it
+// catches up.
+func TestOverload(t *testing.T) {
+	clk := &clock{t: time.Unix(1_800_000_000, 0)}
+	n, ix := &flowNode{applied: 0}, &flowIndex{}
+	s := New(Config{Node: n, Index: ix, Now: clk.now, MaxIndexLag: 100_000, MaxIndexDelay: 2 * time.Second})
+	step := func(d time.Duration, applied, indexed uint64) error {
+		clk.t = clk.t.Add(d)
+		n.applied, ix.indexed = applied, indexed
+		s.flow.sample(context.Background())
+		return s.flow.admitIngest()
+	}
+	if err := step(0, 0, 0); err != nil {
+		t.Fatalf("idle: %v", err)
+	}
+	if err := step(time.Second, 10_000, 0); err != nil {
+		t.Fatalf("10k events behind for an instant: %v", err)
+	}
+	if err := step(time.Second, 10_000, 5_000); err != nil {
+		t.Fatalf("1 s behind: %v", err)
+	}
+	err := step(1500*time.Millisecond, 10_000, 6_000)
+	e, ok := theeye.AsError(err)
+	if !ok || e.Code != theeye.EOverloaded {
+		t.Fatalf("2.5 s behind: %v, want overloaded", err)
+	}
+	// 4,000 events behind at the measured indexing rate.
+	lag := s.flow.lagNow()
+	if want := int(math.Ceil(4000 / lag.rate)); lag.rate <= 0 || e.Details[retryAfterDetail].(int) != want {
+		t.Fatalf("Retry-After %v s at %.0f events/s, want %d (the lag over the rate)", e.Details[retryAfterDetail], lag.rate, want)
+	}
+	rec := httptest.NewRecorder()
+	s.writeError(rec, httptest.NewRequest("POST", "/v1/events", nil), err)
+	if rec.Code != http.StatusTooManyRequests || rec.Header().Get("Retry-After") == "" || !strings.Contains(rec.Body.String(), `"overloaded"`) {
+		t.Fatalf("the answer: %d %q %s", rec.Code, rec.Header().Get("Retry-After"), rec.Body)
+	}
+	if err := step(time.Second, 10_000, 10_000); err != nil {
+		t.Fatalf("caught up: %v", err)
+	}
+	if err := step(time.Second, 300_000, 10_000); theeye.ErrorCode(err) != theeye.EOverloaded {
+		t.Fatalf("290,000 events behind, over MaxIndexLag: %v", err)
+	}
+	n.applied, ix.indexed, n.queue = 300_000, 300_000, 5000
+	if err := step(time.Second, 300_000, 300_000); theeye.ErrorCode(err) != theeye.EOverloaded {
+		t.Fatalf("a commit queue of 5000 requests: %v", err)
+	}
+}
+
+// TestDiskWatermark: below --min-free-disk the node refuses writes with
+// 507 and says why in /readyz; above it, both are back.
+func TestDiskWatermark(t *testing.T) {
+	for _, tc := range []struct {
+		minFree int64
+		low     bool
+	}{{1 << 62, true}, {1, false}} {
+		s := New(Config{Node: &flowNode{}, Index: &flowIndex{}, DataDir: t.TempDir(), MinFreeDisk: tc.minFree,
+			DiskStores: map[string]string{"log": t.TempDir()}})
+		s.flow.sample(context.Background())
+		err := s.flow.admitWrite()
+		if tc.low != (theeye.ErrorCode(err) == theeye.EInsufficientStorage) {
+			t.Fatalf("min free %d: admitWrite %v", tc.minFree, err)
+		}
+		rec := httptest.NewRecorder()
+		s.ServeHTTP(rec, httptest.NewRequest("GET", "/readyz", nil))
+		if tc.low != (rec.Code == 503 && strings.Contains(rec.Body.String(), "--min-free-disk")) {
+			t.Fatalf("min free %d: readyz %d %s", tc.minFree, rec.Code, rec.Body)
+		}
+		if tc.low {
+			rec := httptest.NewRecorder()
+			s.writeError(rec, httptest.NewRequest("POST", "/v1/events", nil), err)
+			if rec.Code != http.StatusInsufficientStorage || rec.Header().Get("Retry-After") == "" {
+				t.Fatalf("507 answer: %d %q", rec.Code, rec.Header().Get("Retry-After"))
+			}
+		}
+	}
+}
