@@ -183,14 +183,54 @@ func (s *Server) handleRevalidate(w http.ResponseWriter, r *http.Request, _ http
 	ctx, cancel := context.WithTimeout(r.Context(), revalidateWait)
 	defer cancel()
 	res, err := s.cfg.Index.WaitRevalidation(ctx, rec.ID)
+	status := http.StatusOK
 	if err != nil {
-		if ctx.Err() != nil {
-			writeJSON(w, http.StatusAccepted, map[string]any{"id": rec.ID, "at_seq": rec.AtSeq, "status": "pending"})
+		if ctx.Err() == nil {
+			s.writeError(w, r, err)
 			return
 		}
+		// Still running (or not started) here: say how far it got; GET
+		// /v1/errors/revalidate/{id} follows it.
+		if res, err = s.cfg.Index.Revalidation(rec.ID); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		status = http.StatusAccepted
+	}
+	writeJSON(w, status, revalidationJSON(rec.AtSeq, res))
+}
+
+func revalidationJSON(atSeq uint64, res index.RevalidationResult) map[string]any {
+	return map[string]any{"id": res.ID, "at_seq": atSeq, "status": res.Status,
+		"checked": res.Checked, "accepted": res.Accepted, "failing": res.Failing}
+}
+
+// handleRevalidation is GET /v1/errors/revalidate/{id}: how far this node
+// got with a revalidation request (pending, running with its counts so
+// far, or done).
+func (s *Server) handleRevalidation(w http.ResponseWriter, r *http.Request, ps httprouter.Params, _ *caller) {
+	id, err := strconv.ParseUint(ps.ByName("id"), 10, 64)
+	if err != nil || id == 0 {
+		s.writeError(w, r, theeye.Errorf(theeye.EInvalidParam, "revalidation id %q: want the id POST /v1/errors/revalidate answered", ps.ByName("id")).WithDetail("parameter", "id"))
+		return
+	}
+	var atSeq uint64
+	known := false
+	for _, rv := range s.cfg.Node.Revalidations(id - 1) {
+		if rv.ID == id {
+			atSeq, known = rv.AtSeq, true
+		}
+		break
+	}
+	if !known {
+		s.writeError(w, r, theeye.Errorf(theeye.ENotFound, "no revalidation request %d", id))
+		return
+	}
+	res, err := s.cfg.Index.Revalidation(id)
+	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"id": rec.ID, "at_seq": rec.AtSeq, "status": "done",
-		"checked": res.Checked, "accepted": res.Accepted, "failing": res.Failing})
+	w.Header().Set("X-Eye-Indexed-Seq", strconv.FormatUint(s.cfg.Index.IndexedSeq(), 10))
+	writeJSON(w, http.StatusOK, revalidationJSON(atSeq, res))
 }

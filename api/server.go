@@ -56,6 +56,7 @@ type Node interface {
 	SchemaVersions(category, name string) []theeye.Schema
 	PutSchema(ctx context.Context, s theeye.Schema) (theeye.Schema, error)
 	Revalidate(ctx context.Context, r theeye.Revalidation) (theeye.Revalidation, error)
+	Revalidations(after uint64) []theeye.Revalidation
 	Config() theeye.ClusterConfig
 	SetConfig(ctx context.Context, p theeye.ConfigPatch) (theeye.ClusterConfig, error)
 
@@ -75,6 +76,7 @@ type Index interface {
 	Errors(ctx context.Context, q index.ErrorQuery, fn func(record []byte) error) (string, error)
 	ErrorsSummary(ctx context.Context, from, to time.Time) (index.ErrorSummary, error)
 	WaitRevalidation(ctx context.Context, id uint64) (index.RevalidationResult, error)
+	Revalidation(id uint64) (index.RevalidationResult, error)
 }
 
 // Config configures a Server.
@@ -230,6 +232,7 @@ func (s *Server) routeTable() []route {
 		{http.MethodGet, "/v1/errors", s.auth(theeye.ScopeRead, s.handleErrors)},
 		{http.MethodGet, "/v1/errors/summary", s.auth(theeye.ScopeRead, s.handleErrorsSummary)},
 		{http.MethodPost, "/v1/errors/revalidate", s.auth(theeye.ScopeAdmin, s.leaderOnly(s.storing(s.handleRevalidate)))},
+		{http.MethodGet, "/v1/errors/revalidate/:id", s.auth(theeye.ScopeAdmin, s.handleRevalidation)},
 
 		{http.MethodPost, "/v1/schemas", s.auth(theeye.ScopeAdmin, s.leaderOnly(s.storing(s.handlePutSchema)))},
 		{http.MethodGet, "/v1/schemas", s.auth(theeye.ScopeAdmin, s.handleListSchemas)},

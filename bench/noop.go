@@ -58,6 +58,7 @@ func (n *noopNode) Config() theeye.ClusterConfig { return theeye.DefaultClusterC
 func (n *noopNode) SetConfig(context.Context, theeye.ConfigPatch) (theeye.ClusterConfig, error) {
 	return theeye.ClusterConfig{}, errNoop
 }
+func (n *noopNode) Revalidations(uint64) []theeye.Revalidation { return nil }
 func (n *noopNode) Revalidate(context.Context, theeye.Revalidation) (theeye.Revalidation, error) {
 	return theeye.Revalidation{}, errNoop
 }
@@ -77,6 +78,9 @@ func (x noopIndex) Errors(context.Context, index.ErrorQuery, func([]byte) error)
 }
 func (x noopIndex) ErrorsSummary(context.Context, time.Time, time.Time) (index.ErrorSummary, error) {
 	return index.ErrorSummary{}, nil
+}
+func (x noopIndex) Revalidation(uint64) (index.RevalidationResult, error) {
+	return index.RevalidationResult{}, errNoop
 }
 func (x noopIndex) WaitRevalidation(context.Context, uint64) (index.RevalidationResult, error) {
 	return index.RevalidationResult{}, errNoop

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strconv"
 	"time"
 
 	"github.com/theeye/theeye"
@@ -218,6 +219,62 @@ func (c *Client) ListSchemas(ctx context.Context, category, name string) ([]Sche
 	}
 	if err != nil {
 		return nil, fmt.Errorf("decode answer of GET /v1/schemas: %w", err)
+	}
+	return out, nil
+}
+
+// RevalidateRequest selects the stored failures a revalidation judges
+// again (zero fields: no filter). From and To bound received_at.
+type RevalidateRequest struct {
+	From     time.Time `json:"-"`
+	To       time.Time `json:"-"`
+	Reason   string    `json:"reason,omitempty"`
+	Category string    `json:"category,omitempty"`
+	Name     string    `json:"name,omitempty"`
+}
+
+// Revalidation is what a revalidation request has done on the node asked:
+// Status is pending (not started there), running or done.
+type Revalidation struct {
+	ID       uint64 `json:"id"`
+	AtSeq    uint64 `json:"at_seq"`
+	Status   string `json:"status"`
+	Checked  uint64 `json:"checked"`
+	Accepted uint64 `json:"accepted"`
+	Failing  uint64 `json:"failing"`
+}
+
+// Done reports whether the revalidation has finished on that node.
+func (r Revalidation) Done() bool { return r.Status == "done" }
+
+// Revalidate asks the cluster to judge stored failures again against the
+// rules of today; every node runs it at the same position of its log. It
+// returns once the node asked has finished it or after the server's own
+// wait (then Status is pending or running: follow it with Revalidation).
+func (c *Client) Revalidate(ctx context.Context, r RevalidateRequest) (Revalidation, error) {
+	body := struct {
+		RevalidateRequest
+		From string `json:"from,omitempty"`
+		To   string `json:"to,omitempty"`
+	}{RevalidateRequest: r}
+	if !r.From.IsZero() {
+		body.From = r.From.UTC().Format(time.RFC3339Nano)
+	}
+	if !r.To.IsZero() {
+		body.To = r.To.UTC().Format(time.RFC3339Nano)
+	}
+	var out Revalidation
+	if err := c.sendJSON(ctx, http.MethodPost, "/v1/errors/revalidate", false, body, &out); err != nil {
+		return Revalidation{}, fmt.Errorf("revalidate: %w", err)
+	}
+	return out, nil
+}
+
+// RevalidationStatus returns how far revalidation id got on the node asked.
+func (c *Client) RevalidationStatus(ctx context.Context, id uint64) (Revalidation, error) {
+	var out Revalidation
+	if _, err := c.getJSON(ctx, "/v1/errors/revalidate/"+strconv.FormatUint(id, 10), nil, &out); err != nil {
+		return Revalidation{}, fmt.Errorf("revalidation %d: %w", id, err)
 	}
 	return out, nil
 }

@@ -90,8 +90,11 @@ type Index struct {
 	// revalidated is the ID of the last revalidation request run, as
 	// committed.
 	revalidated uint64
-	totals      Stats // as committed
-	state       batchState
+	// revalTurn says that the next round is a revalidation chunk's, when
+	// one is due (indexBatch alternates).
+	revalTurn bool
+	totals    Stats // as committed
+	state     batchState
 
 	// mu is held for reading by each indexer batch and each query chunk,
 	// and for writing by Close.

@@ -162,24 +162,15 @@ func (ix *Index) indexBatch() (n int, advanced bool, err error) {
 
 	src := ix.cfg.Source
 	from := ix.cursor + 1
-	// LastSeq before the revalidation requests: a request applied before
-	// the append of any seq <= last is then visible (the FSM records it,
-	// then appends), so the batch cannot run past a request's AtSeq.
 	last := src.LastSeq()
-	var next *theeye.Revalidation
-	if ix.cfg.Rules != nil {
-		if rs := ix.cfg.Rules.Revalidations(ix.revalidated); len(rs) > 0 {
-			next = &rs[0]
-		}
+	// A revalidation request whose position this node has indexed runs
+	// chunk by chunk, taking turns with batches of new events, so that
+	// neither waits for the other to finish.
+	if next := ix.dueRevalidation(); next != nil && (ix.revalTurn || last < from) {
+		ix.revalTurn = false
+		return ix.revalidateChunk(next)
 	}
-	if next != nil && next.AtSeq <= ix.cursor {
-		// Every event up to AtSeq is indexed and none after it: run it,
-		// in a batch of its own.
-		return ix.revalidateBatch(next)
-	}
-	if next != nil && next.AtSeq < last {
-		last = next.AtSeq // stop there; the request runs next
-	}
+	ix.revalTurn = true
 	if last < from {
 		// Nothing new, or the log lost an unsynced tail that Raft is
 		// replaying: wait for it to catch up with the cursor.
@@ -259,6 +250,19 @@ func (ix *Index) indexBatch() (n int, advanced bool, err error) {
 	}
 	ix.m.batch.Observe(time.Since(start).Seconds())
 	return n, true, nil
+}
+
+// dueRevalidation returns the first revalidation request not yet done
+// whose position this node has indexed, or nil. The caller holds writeMu.
+func (ix *Index) dueRevalidation() *theeye.Revalidation {
+	if ix.cfg.Rules == nil {
+		return nil
+	}
+	rs := ix.cfg.Rules.Revalidations(ix.revalidated)
+	if len(rs) == 0 || rs[0].AtSeq > ix.cursor {
+		return nil
+	}
+	return &rs[0]
 }
 
 // indexEvent judges one event and stages its keys for the batch in hand:

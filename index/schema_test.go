@@ -189,7 +189,7 @@ func TestRevalidation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res != (RevalidationResult{ID: rv.ID, Checked: 3, Accepted: 1, Failing: 2}) {
+	if res != (RevalidationResult{ID: rv.ID, Status: RevalidationDone, Checked: 3, Accepted: 1, Failing: 2}) {
 		t.Fatalf("result %+v", res)
 	}
 	gs, _ := events(t, ix, EventQuery{})
@@ -260,5 +260,65 @@ func TestOpen_RebuildsOlderLayout(t *testing.T) {
 	}
 	if _, err := Open(Config{Dir: dir, Source: src}); err == nil {
 		t.Fatal("a newer layout was opened")
+	}
+}
+
+// TestRevalidation_Chunks: a revalidation over many failures runs in
+// bounded chunks, takes turns with new events, and resumes where it was
+// after the index is closed half-way, ending where an uninterrupted run
+// ends.
+func TestRevalidation_Chunks(t *testing.T) {
+	src, reg := newFakeSource(), newFakeRegistry()
+	reg.put("form interaction", "submit", `{"required":["page"]}`, 0)
+	const failures = 3 * revalidationChunk
+	for range failures / 128 {
+		var envs []theeye.Envelope
+		for range 128 {
+			envs = append(envs, mkEnv("web", baseTime, formEvent(`{"form":{"first_name":"A"}}`)))
+		}
+		src.Append(envs...)
+	}
+	reg.put("form interaction", "submit", formSchema, src.LastSeq())
+	rv := reg.revalidate(theeye.Revalidation{}, src.LastSeq())
+
+	dir := t.TempDir()
+	ix := openTest(t, dir, src, func(c *Config) { c.Rules = reg })
+	step := func() {
+		t.Helper()
+		if _, _, err := ix.indexBatch(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for ix.IndexedSeq() < src.LastSeq() {
+		step()
+	}
+	step() // one chunk
+	r, err := ix.Revalidation(rv.ID)
+	if err != nil || r.Status != RevalidationRunning || r.Checked != revalidationChunk {
+		t.Fatalf("after one chunk: %+v, %v; want running with %d checked", r, err, revalidationChunk)
+	}
+	// A new event is indexed between two chunks.
+	src.Append(mkEnv("web", baseTime, formEvent(`{"form":{"first_name":"New"}}`)))
+	step()
+	if ix.IndexedSeq() != src.LastSeq() {
+		t.Fatalf("indexed %d of %d: the new event waited for the revalidation", ix.IndexedSeq(), src.LastSeq())
+	}
+	step() // a second chunk
+	if r, _ := ix.Revalidation(rv.ID); r.Checked != 2*revalidationChunk {
+		t.Fatalf("after two chunks: %+v", r)
+	}
+	if err := ix.Close(); err != nil {
+		t.Fatal(err)
+	}
+	re := openTest(t, dir, src, func(c *Config) { c.Rules = reg })
+	indexAll(t, re)
+	got, err := re.WaitRevalidation(context.Background(), rv.ID)
+	if err != nil || got.Checked != failures || got.Accepted != failures || got.Failing != 0 {
+		t.Fatalf("resumed: %+v, %v; want %d checked and accepted", got, err, failures)
+	}
+	fresh := openTest(t, "", src, func(c *Config) { c.Rules = reg })
+	indexAll(t, fresh)
+	if a, b := takeSnapshot(t, re), takeSnapshot(t, fresh); !a.equal(b) || a.stats.Events != failures+1 || a.stats.Errors != 0 {
+		t.Fatalf("resumed %+v, uninterrupted %+v", a.stats, b.stats)
 	}
 }

@@ -165,20 +165,45 @@ const (
 //	4: bodies in the session and the category keyspaces; n and t point into c
 const layoutVersion = 4
 
-// revalidationResult is the value of r/<id>: what a revalidation did.
+// revalidationResult is the value of r/<id>: what a revalidation did so
+// far, whether it is done, and where its next chunk starts.
+//
+//	checked, accepted, failing (3 x uint64) [status byte, resume key]
+//
+// A value of 24 bytes (layout 2's) is a finished request.
 type revalidationResult struct {
 	Checked, Accepted, Failing uint64
+	Done                       bool
+	Resume                     []byte // the error key the next chunk starts at; nil when done
 }
+
+const (
+	revalRunning byte = 1
+	revalDone    byte = 2
+)
 
 func appendRevalidationResult(dst []byte, r revalidationResult) []byte {
 	dst = binary.BigEndian.AppendUint64(dst, r.Checked)
 	dst = binary.BigEndian.AppendUint64(dst, r.Accepted)
-	return binary.BigEndian.AppendUint64(dst, r.Failing)
+	dst = binary.BigEndian.AppendUint64(dst, r.Failing)
+	if r.Done {
+		return append(dst, revalDone)
+	}
+	return append(append(dst, revalRunning), r.Resume...)
 }
 
 func decodeRevalidationResult(v []byte) (revalidationResult, error) {
-	if len(v) != 24 {
+	if len(v) < 24 {
 		return revalidationResult{}, errBadValue
 	}
-	return revalidationResult{binary.BigEndian.Uint64(v), binary.BigEndian.Uint64(v[8:]), binary.BigEndian.Uint64(v[16:])}, nil
+	r := revalidationResult{Checked: binary.BigEndian.Uint64(v), Accepted: binary.BigEndian.Uint64(v[8:]), Failing: binary.BigEndian.Uint64(v[16:])}
+	switch {
+	case len(v) == 24, len(v) == 25 && v[24] == revalDone:
+		r.Done = true
+	case v[24] == revalRunning && len(v) > 25 && v[25] == ksError:
+		r.Resume = v[25:len(v):len(v)]
+	default:
+		return revalidationResult{}, errBadValue
+	}
+	return r, nil
 }

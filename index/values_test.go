@@ -15,6 +15,8 @@ func FuzzDecodeValues(f *testing.F) {
 	f.Add(appendErrorHeader(nil, 5, "web", "c", "n"))
 	f.Add(appendDedupeValue(nil, 7, []byte(`{"id":"x"}`)))
 	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01})
+	f.Add(appendRevalidationResult(nil, revalidationResult{Checked: 3, Resume: appendErrorKey(nil, 5, 9)}))
+	f.Add(appendRevalidationResult(nil, revalidationResult{Checked: 3, Accepted: 1, Done: true}))
 	f.Fuzz(func(t *testing.T, v []byte) {
 		if app, rest, err := decodeAppValue(v); err == nil {
 			if got := appendAppValue(nil, string(app), string(rest)); !bytes.Equal(got, v) && canonicalUvarintPrefix(v) {
@@ -27,6 +29,14 @@ func FuzzDecodeValues(f *testing.F) {
 		if h, rec, err := decodeErrorValue(v); err == nil {
 			if len(h.app)+len(h.category)+len(h.name)+len(rec) > len(v) {
 				t.Fatalf("error value %x: slices longer than the input", v)
+			}
+		}
+		if r, err := decodeRevalidationResult(v); err == nil {
+			if got := appendRevalidationResult(nil, r); !bytes.Equal(got, v) && len(v) != 24 {
+				t.Fatalf("revalidation value %x decoded to %+v, re-encoded %x", v, r, got)
+			}
+			if r.Done == (r.Resume != nil) {
+				t.Fatalf("revalidation value %x: done %v with resume key %x", v, r.Done, r.Resume)
 			}
 		}
 		if seq, hash, err := decodeDedupeValue(v); err == nil {

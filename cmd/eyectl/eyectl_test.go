@@ -438,3 +438,40 @@ func TestTLSServer(t *testing.T) {
 		t.Fatalf("without --ca: exit %d %s, want a certificate error", r.code, r.stderr)
 	}
 }
+
+// TestRevalidate: eyectl revalidate starts a revalidation and follows it
+// to its end; a failure that passes today's schema becomes an event.
+func TestRevalidate(t *testing.T) {
+	app, key := createApp(t)
+	category := "reval " + app
+	strict := writeFile(t, "strict.json", []byte(`{"type":"object","required":["never"]}`))
+	eyectl(t, adminKey, "", "schemas", "put", "--category", category, "--name", "n", strict).require(t, 0)
+	ev := fmt.Sprintf(`{"session_id":%q,"category":%q,"name":"n","data":{"a":1},"timestamp":"2021-01-01T00:00:00Z"}`, app, category)
+	r := eyectl(t, key, ev, "send", "-", "-o", "json").require(t, 0)
+	var sent struct {
+		LastSeq uint64 `json:"last_seq"`
+	}
+	json.Unmarshal([]byte(r.stdout), &sent)
+	waitFor(t, 30*time.Second, "the failure to be indexed", func() error {
+		r := eyectl(t, adminKey, "", "errors", "--reason", "schema_violation", "--min-seq", fmt.Sprint(sent.LastSeq), "-o", "ndjson")
+		if r.code != 0 || !strings.Contains(r.stdout, category) {
+			return fmt.Errorf("exit %d: %s %s", r.code, r.stdout, r.stderr)
+		}
+		return nil
+	})
+	loose := writeFile(t, "loose.json", []byte(`{"type":"object"}`))
+	eyectl(t, adminKey, "", "schemas", "put", "--category", category, "--name", "n", loose).require(t, 0)
+	r = eyectl(t, adminKey, "", "revalidate", "--category", category, "--name", "n", "-o", "json").require(t, 0)
+	var res struct {
+		Status   string `json:"status"`
+		Checked  int    `json:"checked"`
+		Accepted int    `json:"accepted"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &res); err != nil || res.Status != "done" || res.Checked != 1 || res.Accepted != 1 {
+		t.Fatalf("revalidate: %q %v", r.stdout, err)
+	}
+	if r := eyectl(t, adminKey, "", "events", "--session", app, "-o", "ndjson").require(t, 0); !strings.Contains(r.stdout, category) {
+		t.Fatalf("the revalidated event is not among the session's events: %q", r.stdout)
+	}
+	eyectl(t, adminKey, "", "revalidate", "--name", "n").require(t, exitUsage)
+}
