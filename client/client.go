@@ -195,13 +195,17 @@ func normalizeServer(s string) (string, error) {
 
 // Stats are the client's counters since New.
 type Stats struct {
-	Queued   uint64 // events Track holds: buffered or in flight (a gauge)
-	Sent     uint64 // events the server acknowledged (Track and Ingest)
-	Failed   uint64 // events of Track batches that failed permanently (see BatchError)
-	Retried  uint64 // requests sent again after a retryable failure
-	Requests uint64 // HTTP attempts made
-	Batches  uint64 // ingest requests acknowledged
-	LastSeq  uint64 // the highest seq the server acknowledged
+	Queued  uint64 // events Track holds: buffered or in flight (a gauge)
+	Sent    uint64 // events the server acknowledged (Track and Ingest)
+	Failed  uint64 // events of Track batches that failed permanently (see BatchError)
+	Retried uint64 // requests sent again after a retryable failure
+	// The cluster saying "slow down", answers counted by code: 429
+	// rate_limited (the key's limit), 429 overloaded (the cluster indexes
+	// behind what it acknowledged) and 507 insufficient_storage.
+	RateLimited, Overloaded, StorageFull uint64
+	Requests                             uint64 // HTTP attempts made
+	Batches                              uint64 // ingest requests acknowledged
+	LastSeq                              uint64 // the highest seq the server acknowledged
 }
 
 // Client talks to The Eye over HTTP. It is safe for concurrent use. Close
@@ -217,6 +221,7 @@ type Client struct {
 	preferred atomic.Int32 // index into servers of the last one that answered
 
 	sent, failed, retried, requests, batches, lastSeq atomic.Uint64
+	rateLimited, overloaded, storageFull              atomic.Uint64
 
 	// bg is the context of background sends; Close cancels it when its own
 	// context ends before the queue is drained.
@@ -290,13 +295,16 @@ func (c *Client) Stats() Stats {
 	q := c.queued
 	c.mu.Unlock()
 	return Stats{
-		Queued:   uint64(q),
-		Sent:     c.sent.Load(),
-		Failed:   c.failed.Load(),
-		Retried:  c.retried.Load(),
-		Requests: c.requests.Load(),
-		Batches:  c.batches.Load(),
-		LastSeq:  c.lastSeq.Load(),
+		Queued:      uint64(q),
+		Sent:        c.sent.Load(),
+		Failed:      c.failed.Load(),
+		Retried:     c.retried.Load(),
+		RateLimited: c.rateLimited.Load(),
+		Overloaded:  c.overloaded.Load(),
+		StorageFull: c.storageFull.Load(),
+		Requests:    c.requests.Load(),
+		Batches:     c.batches.Load(),
+		LastSeq:     c.lastSeq.Load(),
 	}
 }
 

@@ -87,6 +87,7 @@ func (c *Client) do(ctx context.Context, req *request) (*response, error) {
 		}
 		retry, failover, retryAfter := c.classify(req, err)
 		err = plainError(err)
+		c.countThrottle(err)
 		if !retry {
 			return nil, err
 		}
@@ -188,6 +189,23 @@ func plainError(err error) error {
 		return se.err
 	}
 	return err
+}
+
+// countThrottle counts the answers with which the cluster asks to slow
+// down.
+func (c *Client) countThrottle(err error) {
+	var e *Error
+	if !errors.As(err, &e) {
+		return
+	}
+	switch e.Code {
+	case "rate_limited":
+		c.rateLimited.Add(1)
+	case "overloaded":
+		c.overloaded.Add(1)
+	case "insufficient_storage":
+		c.storageFull.Add(1)
+	}
 }
 
 // classify says whether err is worth another attempt, on another server,

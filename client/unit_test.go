@@ -178,7 +178,45 @@ func TestRetryAfterHonoured(t *testing.T) {
 	if d := time.Duration(gap.Load()); d < time.Second {
 		t.Errorf("retried after %s, before the Retry-After of 1s", d)
 	}
-	if st := c.Stats(); st.Retried != 1 || st.Requests != 2 {
+	if st := c.Stats(); st.Retried != 1 || st.Requests != 2 || st.RateLimited != 1 {
+		t.Errorf("stats %+v", st)
+	}
+}
+
+// TestSlowDownAnswers: 429 overloaded and 507 insufficient_storage are
+// retried on the same server after their Retry-After, and counted apart
+// from the key's rate limit.
+func TestSlowDownAnswers(t *testing.T) {
+	var calls atomic.Int64
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		t.Error("failed over to another server: a 429/507 is the cluster's answer")
+	}))
+	defer other.Close()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch calls.Add(1) {
+		case 1:
+			w.Header().Set("Retry-After", "1")
+			w.WriteHeader(http.StatusTooManyRequests)
+			w.Write([]byte(`{"error":{"code":"overloaded","message":"indexing behind"}}`))
+		case 2:
+			w.Header().Set("Retry-After", "1")
+			w.WriteHeader(http.StatusInsufficientStorage)
+			w.Write([]byte(`{"error":{"code":"insufficient_storage","message":"disk"}}`))
+		default:
+			w.WriteHeader(http.StatusAccepted)
+			w.Write([]byte(`{"accepted":1,"seq":3}`))
+		}
+	}))
+	defer srv.Close()
+	c, err := New(Config{Servers: []string{srv.URL, other.URL}, RetryMin: time.Millisecond, RetryMax: 2 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(context.Background())
+	if a, err := c.Ingest(context.Background(), []Event{{SessionID: "s", Data: map[string]int{"a": 1}}}); err != nil || a.Seq != 3 {
+		t.Fatalf("ingest: %+v %v", a, err)
+	}
+	if st := c.Stats(); st.Overloaded != 1 || st.StorageFull != 1 || st.RateLimited != 0 || st.Retried != 2 {
 		t.Errorf("stats %+v", st)
 	}
 }

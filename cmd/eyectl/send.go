@@ -113,7 +113,9 @@ func (c *cli) send(ctx context.Context, path string, o sendOptions) error {
 		return err
 	}
 	start := time.Now()
+	stopWatch := r.watchThrottle(cl)
 	readErr := r.track(ctx, cl, src, o.rate)
+	stopWatch()
 	// Send what was read, whatever happened; after Ctrl-C, for 10 seconds
 	// at most (what is still queued then is reported as not stored).
 	closeCtx := context.Background()
@@ -194,6 +196,45 @@ func (r *sendRun) batchFailed(err error) {
 		r.bar.Clear()
 	}
 	fmt.Fprintf(r.c.stderr, "eyectl: a batch of %d events was not stored: %s\n", n, msg)
+}
+
+// watchThrottle shows, in the progress line, when the cluster asks to slow
+// down (429 rate_limited or overloaded, 507): the client waits as told and
+// retries, and the line says why the rate dropped. It returns the func
+// that stops it.
+func (r *sendRun) watchThrottle(cl *client.Client) (stop func()) {
+	if r.bar == nil {
+		return func() {}
+	}
+	done, finished := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(250 * time.Millisecond)
+		defer t.Stop()
+		var last client.Stats
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+			st := cl.Stats()
+			desc := "sending " + r.name
+			switch {
+			case st.StorageFull > last.StorageFull:
+				desc += " (the cluster is short of disk: waiting)"
+			case st.Overloaded > last.Overloaded:
+				desc += " (the cluster asks to slow down: indexing behind)"
+			case st.RateLimited > last.RateLimited:
+				desc += " (throttled by the key's rate limit)"
+			}
+			r.mu.Lock()
+			r.bar.Describe(desc)
+			r.mu.Unlock()
+			last = st
+		}
+	}()
+	return func() { close(done); <-finished }
 }
 
 func (r *sendRun) cause() error {
