@@ -212,6 +212,11 @@ func (n *Node) openRaft() error {
 		return fmt.Errorf("open snapshot store: %w", err)
 	}
 	snaps := &snapshotStore{FileSnapshotStore: fss, log: cfg.Log}
+	if err := n.checkAgainstSnapshot(snaps); err != nil {
+		n.logStore.Close()
+		return err
+	}
+	n.appliedSeq.Store(cfg.Log.LastSeq())
 	stream, err := newStreamLayer(cfg.RaftAddr, cfg.AdvertiseRaft, []byte(cfg.ClusterKey), cfg.TLS, n.logger)
 	if err != nil {
 		n.logStore.Close()

@@ -169,8 +169,14 @@ func (n *Node) restoreFrames(r io.Reader, lastSeq uint64) error {
 		n.appliedSeq.Store(h.LastSeq())
 		appended++
 	}
-	if appended > 0 {
-		n.logger.Info("caught up from a snapshot", "frames", appended, "last_seq", n.log.LastSeq())
+	if appended == 0 {
+		return nil
 	}
+	// Durable before Restore returns: Raft then takes every entry up to
+	// the snapshot as applied and never replays them.
+	if err := n.log.Sync(); err != nil {
+		return fmt.Errorf("sync the log after a snapshot: %w", err)
+	}
+	n.logger.Info("caught up from a snapshot", "frames", appended, "last_seq", n.log.LastSeq())
 	return nil
 }
