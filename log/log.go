@@ -214,25 +214,40 @@ func (l *Log) load() error {
 		return err
 	}
 	l.synced = mark
+	first, err := l.readFirst()
+	if err != nil {
+		return err
+	}
+	// Segments below the first seq are what a retention cut left when a
+	// crash interrupted it.
+	for len(firsts) > 0 && firsts[0] < first {
+		name := segmentName(firsts[0])
+		if err := l.fs.Remove(l.fs.PathJoin(l.dir, name)); err != nil {
+			return fmt.Errorf("remove dropped segment %s: %w", name, err)
+		}
+		l.logger.Info("removed a segment a retention cut had dropped", "segment", name)
+		firsts = firsts[1:]
+	}
 
 	if len(firsts) == 0 {
-		if mark.seg != 0 {
+		if mark.seg != 0 && mark.seg != first {
 			return fmt.Errorf("sync mark names segment %s but there are no segments: %w", segmentName(mark.seg), ErrCorrupt)
 		}
-		seg, err := l.createSegment(1)
+		seg, err := l.createSegment(first)
 		if err != nil {
 			return err
 		}
 		l.segments = []*segment{seg}
+		l.lastSeq = first - 1
 		return nil
 	}
-	if firsts[0] != 1 {
-		return fmt.Errorf("first segment is %s, want %s: %w", segmentName(firsts[0]), segmentName(1), ErrCorrupt)
+	if firsts[0] != first {
+		return fmt.Errorf("first segment is %s, want %s: %w", segmentName(firsts[0]), segmentName(first), ErrCorrupt)
 	}
 	if last := firsts[len(firsts)-1]; mark.seg > last {
 		return fmt.Errorf("sync mark names segment %s, past the last one %s: %w", segmentName(mark.seg), segmentName(last), ErrCorrupt)
 	}
-	st := scanState{next: 1}
+	st := scanState{next: first}
 	for i, first := range firsts {
 		seg := &segment{firstSeq: first, name: segmentName(first)}
 		if first != st.next {
