@@ -20,6 +20,10 @@ type ClusterConfig struct {
 	// UnknownTypes is what becomes of an event of a type with no schema:
 	// UnknownAccept or UnknownReject (it fails with unknown_event_type).
 	UnknownTypes string
+	// Retention, when positive, is how long events are kept after their
+	// received_at: the leader then cuts the log at the first event
+	// received since, and every node drops what is below the cut.
+	Retention time.Duration
 }
 
 // The values of ClusterConfig.UnknownTypes.
@@ -48,6 +52,8 @@ func (c ClusterConfig) Validate() error {
 		return Errorf(EInvalidRequest, "max_event_age %s: want a duration of 0 (no limit) or more", c.MaxEventAge).WithDetail("field", "max_event_age")
 	case c.UnknownTypes != UnknownAccept && c.UnknownTypes != UnknownReject:
 		return Errorf(EInvalidRequest, "unknown_types %q: want accept or reject", c.UnknownTypes).WithDetail("field", "unknown_types")
+	case c.Retention < 0 || c.Retention > 0 && c.Retention < time.Minute:
+		return Errorf(EInvalidRequest, "retention %s: want 0s (keep for ever) or a duration of a minute or more", c.Retention).WithDetail("field", "retention")
 	}
 	return nil
 }
@@ -57,11 +63,13 @@ type configJSON struct {
 	MaxClockSkew string `json:"max_clock_skew"`
 	MaxEventAge  string `json:"max_event_age"`
 	UnknownTypes string `json:"unknown_types"`
+	Retention    string `json:"retention"`
 }
 
 // MarshalJSON writes durations as Go durations ("5m0s").
 func (c ClusterConfig) MarshalJSON() ([]byte, error) {
-	return json.Marshal(configJSON{MaxClockSkew: c.MaxClockSkew.String(), MaxEventAge: c.MaxEventAge.String(), UnknownTypes: c.UnknownTypes})
+	return json.Marshal(configJSON{MaxClockSkew: c.MaxClockSkew.String(), MaxEventAge: c.MaxEventAge.String(),
+		UnknownTypes: c.UnknownTypes, Retention: c.Retention.String()})
 }
 
 // UnmarshalJSON reads what MarshalJSON writes; every field is required.
@@ -71,9 +79,9 @@ func (c *ClusterConfig) UnmarshalJSON(b []byte) error {
 		return err
 	}
 	if p.MaxClockSkew == nil || p.MaxEventAge == nil || p.UnknownTypes == nil {
-		return fmt.Errorf("cluster config %s: max_clock_skew, max_event_age and unknown_types are all required", b)
+		return fmt.Errorf("cluster config %s: max_clock_skew, max_event_age and unknown_types are required", b)
 	}
-	*c = p.Apply(ClusterConfig{})
+	*c = p.Apply(ClusterConfig{}) // a config of a version without retention keeps for ever
 	return nil
 }
 
@@ -85,6 +93,7 @@ type ConfigPatch struct {
 	MaxClockSkew *time.Duration
 	MaxEventAge  *time.Duration
 	UnknownTypes *string
+	Retention    *time.Duration
 }
 
 // Apply returns c with the fields p sets.
@@ -98,12 +107,15 @@ func (p ConfigPatch) Apply(c ClusterConfig) ClusterConfig {
 	if p.UnknownTypes != nil {
 		c.UnknownTypes = *p.UnknownTypes
 	}
+	if p.Retention != nil {
+		c.Retention = *p.Retention
+	}
 	return c
 }
 
 // Empty reports whether p changes nothing.
 func (p ConfigPatch) Empty() bool {
-	return p.MaxClockSkew == nil && p.MaxEventAge == nil && p.UnknownTypes == nil
+	return p.MaxClockSkew == nil && p.MaxEventAge == nil && p.UnknownTypes == nil && p.Retention == nil
 }
 
 // MarshalJSON writes the fields p sets, durations as Go durations.
@@ -117,6 +129,9 @@ func (p ConfigPatch) MarshalJSON() ([]byte, error) {
 	}
 	if p.UnknownTypes != nil {
 		m["unknown_types"] = *p.UnknownTypes
+	}
+	if p.Retention != nil {
+		m["retention"] = p.Retention.String()
 	}
 	return json.Marshal(m)
 }
@@ -136,20 +151,23 @@ func (p *ConfigPatch) UnmarshalJSON(b []byte) error {
 			return Errorf(EInvalidRequest, "%s must be a string, got %s", k, JSONKind(raw)).WithDetail("field", k)
 		}
 		switch k {
-		case "max_clock_skew", "max_event_age":
+		case "max_clock_skew", "max_event_age", "retention":
 			d, err := time.ParseDuration(s)
 			if err != nil {
 				return Errorf(EInvalidRequest, "%s %q: want a Go duration such as 5m0s or 24h", k, s).WithDetail("field", k)
 			}
-			if k == "max_clock_skew" {
+			switch k {
+			case "max_clock_skew":
 				out.MaxClockSkew = &d
-			} else {
+			case "max_event_age":
 				out.MaxEventAge = &d
+			default:
+				out.Retention = &d
 			}
 		case "unknown_types":
 			out.UnknownTypes = &s
 		default:
-			return Errorf(EInvalidRequest, "unknown field %q: the config has max_clock_skew, max_event_age and unknown_types", k).WithDetail("field", k)
+			return Errorf(EInvalidRequest, "unknown field %q: the config has max_clock_skew, max_event_age, unknown_types and retention", k).WithDetail("field", k)
 		}
 	}
 	*p = out

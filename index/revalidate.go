@@ -55,58 +55,14 @@ func (ix *Index) revalidateChunk(rev *theeye.Revalidation) (n int, advanced bool
 	if err != nil {
 		return 0, false, err
 	}
-	f := errorFilter{category: rev.Category, name: rev.Name}
-	if rev.Reason != "" {
-		f.mask, _ = reasonBit(rev.Reason)
-	}
 	lo, hi, empty := timeRange([]byte{ksError}, rev.From, rev.To)
 	if prog.Resume != nil && bytes.Compare(prog.Resume, lo) > 0 {
 		lo = prog.Resume
 	}
 
-	// Collect this chunk's targets first: the batch is not indexed, and
-	// the iterator reads the database as of before it.
-	type target struct {
-		key      []byte
-		seq      uint64
-		conflict bool
-	}
-	var targets []target
-	var resume []byte // nil: the request's range is exhausted
-	if !empty && bytes.Compare(lo, hi) < 0 {
-		it, err := ix.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
-		if err != nil {
-			return 0, false, fmt.Errorf("revalidation %d: new iterator: %w", rev.ID, err)
-		}
-		conflictBit, _ := reasonBit(theeye.ReasonDuplicateIDConflict)
-		visited := 0
-		for ok := it.First(); ok; ok = it.Next() {
-			if len(targets) == revalidationChunk || visited == chunkKeys {
-				resume = append([]byte(nil), it.Key()...)
-				break
-			}
-			visited++
-			seq := seqOfKey(it.Key())
-			if seq > rev.AtSeq {
-				continue // logged after the request
-			}
-			v, err := it.ValueAndErr()
-			if err != nil {
-				it.Close()
-				return 0, false, fmt.Errorf("revalidation %d: read error record: %w", rev.ID, err)
-			}
-			h, _, err := decodeErrorValue(v)
-			if err != nil {
-				it.Close()
-				return 0, false, fmt.Errorf("revalidation %d: error record of seq %d: %w", rev.ID, seq, err)
-			}
-			if f.match(&h) {
-				targets = append(targets, target{key: append([]byte(nil), it.Key()...), seq: seq, conflict: h.mask&conflictBit != 0})
-			}
-		}
-		if err := it.Close(); err != nil {
-			return 0, false, fmt.Errorf("revalidation %d: close iterator: %w", rev.ID, err)
-		}
+	targets, resume, err := ix.revalidationTargets(rev, lo, hi, empty)
+	if err != nil {
+		return 0, false, err
 	}
 
 	w := &ix.state
@@ -189,6 +145,62 @@ func (ix *Index) revalidateChunk(rev *theeye.Revalidation) (n int, advanced bool
 			"accepted", prog.Accepted, "failing", prog.Failing, "last_chunk_took", time.Since(start))
 	}
 	return 0, true, nil
+}
+
+// revalTarget is one error record a revalidation chunk judges again.
+type revalTarget struct {
+	key      []byte
+	seq      uint64
+	conflict bool // a duplicate_id_conflict: no rule fixes it
+}
+
+// revalidationTargets collects, from lo on, the error records of rev's
+// chunk: at most revalidationChunk of them, at most chunkKeys keys
+// visited. resume is where the next chunk starts, nil when [lo, hi) is
+// exhausted. They are collected first: the batch is not indexed, and the
+// iterator reads the database as of before it.
+func (ix *Index) revalidationTargets(rev *theeye.Revalidation, lo, hi []byte, empty bool) (targets []revalTarget, resume []byte, err error) {
+	if empty || bytes.Compare(lo, hi) >= 0 {
+		return nil, nil, nil
+	}
+	f := errorFilter{category: rev.Category, name: rev.Name}
+	if rev.Reason != "" {
+		f.mask, _ = reasonBit(rev.Reason)
+	}
+	it, err := ix.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	if err != nil {
+		return nil, nil, fmt.Errorf("revalidation %d: new iterator: %w", rev.ID, err)
+	}
+	conflictBit, _ := reasonBit(theeye.ReasonDuplicateIDConflict)
+	visited := 0
+	for ok := it.First(); ok; ok = it.Next() {
+		if len(targets) == revalidationChunk || visited == chunkKeys {
+			resume = append([]byte(nil), it.Key()...)
+			break
+		}
+		visited++
+		seq := seqOfKey(it.Key())
+		if seq > rev.AtSeq {
+			continue // logged after the request
+		}
+		v, err := it.ValueAndErr()
+		if err != nil {
+			it.Close()
+			return nil, nil, fmt.Errorf("revalidation %d: read error record: %w", rev.ID, err)
+		}
+		h, _, err := decodeErrorValue(v)
+		if err != nil {
+			it.Close()
+			return nil, nil, fmt.Errorf("revalidation %d: error record of seq %d: %w", rev.ID, seq, err)
+		}
+		if f.match(&h) {
+			targets = append(targets, revalTarget{key: append([]byte(nil), it.Key()...), seq: seq, conflict: h.mask&conflictBit != 0})
+		}
+	}
+	if err := it.Close(); err != nil {
+		return nil, nil, fmt.Errorf("revalidation %d: close iterator: %w", rev.ID, err)
+	}
+	return targets, resume, nil
 }
 
 // revalidationProgress reads r/<id>: what request id did so far on this
