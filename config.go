@@ -52,8 +52,8 @@ func (c ClusterConfig) Validate() error {
 		return Errorf(EInvalidRequest, "max_event_age %s: want a duration of 0 (no limit) or more", c.MaxEventAge).WithDetail("field", "max_event_age")
 	case c.UnknownTypes != UnknownAccept && c.UnknownTypes != UnknownReject:
 		return Errorf(EInvalidRequest, "unknown_types %q: want accept or reject", c.UnknownTypes).WithDetail("field", "unknown_types")
-	case c.Retention < 0 || c.Retention > 0 && c.Retention < time.Minute:
-		return Errorf(EInvalidRequest, "retention %s: want 0s (keep for ever) or a duration of a minute or more", c.Retention).WithDetail("field", "retention")
+	case c.Retention < 0 || c.Retention > 0 && c.Retention < time.Second:
+		return Errorf(EInvalidRequest, "retention %s: want 0s (keep for ever) or a duration of a second or more", c.Retention).WithDetail("field", "retention")
 	}
 	return nil
 }

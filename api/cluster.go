@@ -19,6 +19,7 @@ type nodeJSON struct {
 	State      string  `json:"state"`
 	AppliedSeq *uint64 `json:"applied_seq"`
 	IndexedSeq *uint64 `json:"indexed_seq"`
+	FirstSeq   *uint64 `json:"first_seq"`
 }
 
 // handleCluster is GET /v1/cluster: the membership as this node sees it,
@@ -39,7 +40,7 @@ func (s *Server) handleCluster(w http.ResponseWriter, r *http.Request, _ httprou
 		if sv.ID == s.cfg.Node.ID() {
 			me := s.self()
 			nodes[i].State = strings.ToLower(me.State)
-			nodes[i].AppliedSeq, nodes[i].IndexedSeq = &me.AppliedSeq, &me.IndexedSeq
+			nodes[i].AppliedSeq, nodes[i].IndexedSeq, nodes[i].FirstSeq = &me.AppliedSeq, &me.IndexedSeq, &me.FirstSeq
 			continue
 		}
 		if sv.HTTPAddr == "" {
@@ -53,11 +54,11 @@ func (s *Server) handleCluster(w http.ResponseWriter, r *http.Request, _ httprou
 				return
 			}
 			n.State = strings.ToLower(ps.State)
-			n.AppliedSeq, n.IndexedSeq = &ps.AppliedSeq, &ps.IndexedSeq
+			n.AppliedSeq, n.IndexedSeq, n.FirstSeq = &ps.AppliedSeq, &ps.IndexedSeq, &ps.FirstSeq
 		}(&nodes[i])
 	}
 	wg.Wait()
-	writeJSON(w, http.StatusOK, map[string]any{"leader": leader, "nodes": nodes})
+	writeJSON(w, http.StatusOK, map[string]any{"leader": leader, "nodes": nodes, "retained_from": s.cfg.Node.RetainFrom()})
 }
 
 func (s *Server) handleAddNode(w http.ResponseWriter, r *http.Request, _ httprouter.Params, c *caller) {

@@ -37,7 +37,7 @@ func (s *Server) handlePutConfig(w http.ResponseWriter, r *http.Request, _ httpr
 		return
 	}
 	if p.Empty() {
-		s.writeError(w, r, theeye.Errorf(theeye.EInvalidRequest, "give at least one of max_clock_skew, max_event_age, unknown_types"))
+		s.writeError(w, r, theeye.Errorf(theeye.EInvalidRequest, "give at least one of max_clock_skew, max_event_age, unknown_types, retention"))
 		return
 	}
 	// Checked here for a clear 400; the FSM checks again, the same way on

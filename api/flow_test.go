@@ -24,6 +24,7 @@ type flowNode struct {
 func (n *flowNode) Leader() (string, string) { return "n1", "http://n1" }
 func (n *flowNode) AppliedSeq() uint64       { return n.applied }
 func (n *flowNode) QueueDepth() int          { return n.queue }
+func (n *flowNode) FirstSeq() uint64         { return 1 }
 func (n *flowNode) State() string            { return "Leader" }
 func (n *flowNode) Healthy() error           { return nil }
 func (n *flowNode) Stats() (raftnode.Stats, error) {

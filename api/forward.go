@@ -126,6 +126,7 @@ type selfStatus struct {
 	Leader     string `json:"leader"`
 	AppliedSeq uint64 `json:"applied_seq"`
 	IndexedSeq uint64 `json:"indexed_seq"`
+	FirstSeq   uint64 `json:"first_seq"`
 	// Ready is what /readyz says; NotReady why not.
 	Ready    bool   `json:"ready"`
 	NotReady string `json:"not_ready,omitempty"`
@@ -137,7 +138,7 @@ type selfStatus struct {
 }
 
 func (s *Server) self() selfStatus {
-	st := selfStatus{ID: s.cfg.Node.ID(), AppliedSeq: s.cfg.Node.AppliedSeq(), IndexedSeq: s.cfg.Index.IndexedSeq()}
+	st := selfStatus{ID: s.cfg.Node.ID(), AppliedSeq: s.cfg.Node.AppliedSeq(), IndexedSeq: s.cfg.Index.IndexedSeq(), FirstSeq: s.cfg.Node.FirstSeq()}
 	st.Leader, _ = s.cfg.Node.Leader()
 	st.State = s.cfg.Node.State()
 	st.DiskFreeBytes, _, st.DiskLow = s.disk.status()

@@ -31,6 +31,10 @@ type Node interface {
 	Leader() (id, httpAddr string)
 	IsLeader() bool
 	AppliedSeq() uint64
+	// FirstSeq is the first seq the node's log holds; RetainFrom the
+	// cluster's retention cut (the first seq queries return).
+	FirstSeq() uint64
+	RetainFrom() uint64
 	Stats() (raftnode.Stats, error)
 	// QueueDepth is how many ingest requests wait for their Raft entry.
 	QueueDepth() int

@@ -42,6 +42,8 @@ func (n *noopNode) RevokeKey(context.Context, string) error                     
 func (n *noopNode) SetRateLimit(context.Context, string, *theeye.RateLimit) error { return errNoop }
 func (n *noopNode) Leader() (string, string)                                      { return "noop", "" }
 func (n *noopNode) IsLeader() bool                                                { return true }
+func (n *noopNode) FirstSeq() uint64                                              { return 1 }
+func (n *noopNode) RetainFrom() uint64                                            { return 1 }
 func (n *noopNode) QueueDepth() int                                               { return 0 }
 func (n *noopNode) State() string                                                 { return "Leader" }
 func (n *noopNode) Healthy() error                                                { return nil }

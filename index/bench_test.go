@@ -41,6 +41,7 @@ func newSynthSource(n uint64, sessionLen int) *synthSource {
 }
 
 func (s *synthSource) LastSeq() uint64          { return s.n }
+func (s *synthSource) FirstSeq() uint64         { return 1 }
 func (s *synthSource) Changed() <-chan struct{} { return nil }
 
 func (s *synthSource) session(seq uint64) string {

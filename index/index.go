@@ -28,6 +28,9 @@ type Source interface {
 	LastSeq() uint64
 	// Changed returns a channel closed at the next append.
 	Changed() <-chan struct{}
+	// FirstSeq returns the first seq the log may hold (retention drops
+	// what is below it).
+	FirstSeq() uint64
 	// ReadFrom calls fn for each event with seq in [from, from+max) that
 	// exists, in order; env is only valid during fn. It returns how many
 	// events it passed to fn.
@@ -46,6 +49,9 @@ type Rules interface {
 	// ConfigChanged returns a channel closed at the next change of the
 	// replicated state.
 	ConfigChanged() <-chan struct{}
+	// RetainFrom returns the cluster's retention cut: the first seq that
+	// queries may return (0 or 1 when nothing is cut).
+	RetainFrom() uint64
 }
 
 // Config configures an Index.
@@ -90,11 +96,12 @@ type Index struct {
 	// revalidated is the ID of the last revalidation request run, as
 	// committed.
 	revalidated uint64
-	// revalTurn says that the next round is a revalidation chunk's, when
-	// one is due (indexBatch alternates).
-	revalTurn bool
-	totals    Stats // as committed
-	state     batchState
+	// turn is whose round comes next when several kinds of work wait
+	// (indexBatch takes turns: new events, a revalidation chunk, a purge).
+	turn   int
+	purged uint64 // the first seq whose keys may still be in the index (retention); as committed
+	totals Stats  // as committed
+	state  batchState
 
 	// mu is held for reading by each indexer batch and each query chunk,
 	// and for writing by Close.
@@ -105,6 +112,7 @@ type Index struct {
 	ioErr      atomic.Pointer[error] // why the last batch failed (Run), nil after a success
 	indexed    atomic.Uint64
 	revalDone  atomic.Uint64 // published revalidated
+	purgedPub  atomic.Uint64 // published purged
 	events     atomic.Uint64
 	errors     atomic.Uint64
 	duplicates atomic.Uint64
@@ -223,12 +231,14 @@ func (ix *Index) loadMeta() error {
 		{metaErrors, &ix.totals.Errors},
 		{metaDuplicates, &ix.totals.Duplicates},
 		{metaRevalidated, &ix.revalidated},
+		{metaPurged, &ix.purged},
 	} {
 		if *f.dst, _, err = ix.getMeta(f.name); err != nil {
 			return err
 		}
 	}
 	ix.totals.IndexedSeq = ix.cursor
+	ix.purged = max(ix.purged, 1) // nothing below seq 1 to purge
 	return nil
 }
 
@@ -312,6 +322,7 @@ func (ix *Index) WaitIndexed(ctx context.Context, seq uint64) error {
 func (ix *Index) publish() {
 	ix.indexed.Store(ix.cursor)
 	ix.revalDone.Store(ix.revalidated)
+	ix.purgedPub.Store(ix.purged)
 	ix.events.Store(ix.totals.Events)
 	ix.errors.Store(ix.totals.Errors)
 	ix.duplicates.Store(ix.totals.Duplicates)

@@ -161,16 +161,40 @@ func (ix *Index) indexBatch() (n int, advanced bool, err error) {
 	}
 
 	src := ix.cfg.Source
+	if first := src.FirstSeq(); ix.cursor+1 < first {
+		// The log starts above what this index holds: a node that caught
+		// up from a snapshot past a retention cut, or an index rebuilt
+		// after one. What the index holds below is of events the log no
+		// longer has.
+		if err := ix.restartAt(first); err != nil {
+			return 0, false, err
+		}
+	}
 	from := ix.cursor + 1
 	last := src.LastSeq()
-	// A revalidation request whose position this node has indexed runs
-	// chunk by chunk, taking turns with batches of new events, so that
-	// neither waits for the other to finish.
-	if next := ix.dueRevalidation(); next != nil && (ix.revalTurn || last < from) {
-		ix.revalTurn = false
-		return ix.revalidateChunk(next)
+	// New events, a revalidation request whose position this node has
+	// indexed (chunk by chunk) and the purge of expired events take turns,
+	// so that none waits for another to finish.
+	rev := ix.dueRevalidation()
+	for range 3 {
+		turn := ix.turn
+		ix.turn = (ix.turn + 1) % 3
+		switch {
+		case turn == 0 && last >= from:
+			return ix.indexEvents(from, last)
+		case turn == 1 && rev != nil:
+			return ix.revalidateChunk(rev)
+		case turn == 2 && ix.purgeDue():
+			return ix.purgeBatch()
+		}
 	}
-	ix.revalTurn = true
+	return 0, false, nil
+}
+
+// indexEvents indexes up to BatchSize events from seq from (at most up to
+// last) in one batch. The caller holds writeMu and mu for reading.
+func (ix *Index) indexEvents(from, last uint64) (n int, advanced bool, err error) {
+	src := ix.cfg.Source
 	if last < from {
 		// Nothing new, or the log lost an unsynced tail that Raft is
 		// replaying: wait for it to catch up with the cursor.
@@ -252,6 +276,33 @@ func (ix *Index) indexBatch() (n int, advanced bool, err error) {
 	return n, true, nil
 }
 
+// restartAt empties the index and makes it index from seq first on. The
+// caller holds writeMu and mu for reading.
+func (ix *Index) restartAt(first uint64) error {
+	if ix.cursor > 0 {
+		ix.log.Warn("the log starts above what the index holds; dropping the index and indexing from the log's first seq",
+			"indexed_seq", ix.cursor, "log_first_seq", first)
+		if err := ix.db.DeleteRange([]byte{0}, appendMetaKey(nil, metaVersion), pebble.Sync); err != nil {
+			return fmt.Errorf("drop the index: %w", err)
+		}
+		if err := ix.db.DeleteRange(append(appendMetaKey(nil, metaVersion), 0), []byte{0xff}, pebble.Sync); err != nil {
+			return fmt.Errorf("drop the index: %w", err)
+		}
+	}
+	b := ix.db.NewBatch()
+	defer b.Close()
+	if err := ix.state.setMeta(b, metaValue{metaCursor, first - 1}, metaValue{metaPurged, first}, metaValue{metaEvents, 0},
+		metaValue{metaErrors, 0}, metaValue{metaDuplicates, 0}, metaValue{metaRevalidated, ix.revalidated}); err != nil {
+		return err
+	}
+	if err := b.Commit(pebble.Sync); err != nil {
+		return fmt.Errorf("restart the index at seq %d: %w", first, err)
+	}
+	ix.cursor, ix.purged, ix.totals = first-1, first, Stats{IndexedSeq: first - 1}
+	ix.publish()
+	return nil
+}
+
 // dueRevalidation returns the first revalidation request not yet done
 // whose position this node has indexed, or nil. The caller holds writeMu.
 func (ix *Index) dueRevalidation() *theeye.Revalidation {
@@ -270,6 +321,9 @@ func (ix *Index) dueRevalidation() *theeye.Revalidation {
 // error record.
 func (ix *Index) indexEvent(seq uint64, env *theeye.Envelope) error {
 	w := &ix.state
+	if len(env.Raw) == 0 {
+		return nil // a tombstone: an event erased from the log has no keys
+	}
 	ev, reasons := ix.judge.Judge(verdict.AtSeq(seq), env)
 
 	// Invariant 7: an (app, id) already indexed, earlier in this batch or

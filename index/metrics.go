@@ -19,6 +19,7 @@ type metrics struct {
 	// outcome (accepted, failing).
 	revalidated *prometheus.CounterVec
 	ioErrors    prometheus.Counter // batches that failed and are retried
+	purged      prometheus.Counter // events whose keys retention deleted
 }
 
 func newMetrics(lag func() float64) *metrics {
@@ -52,6 +53,10 @@ func newMetrics(lag func() float64) *metrics {
 			Name: "theeye_indexer_revalidated_total",
 			Help: "Failed events judged again by revalidation requests, by outcome (accepted, failing).",
 		}, []string{"outcome"}),
+		purged: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "theeye_indexer_purged_total",
+			Help: "Events below the retention cut whose keys the index deleted.",
+		}),
 		ioErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "theeye_indexer_failed_batches_total",
 			Help: "Indexer batches that failed (a full disk, a read error) and are retried with backoff.",
@@ -64,7 +69,7 @@ func newMetrics(lag func() float64) *metrics {
 }
 
 func (m *metrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.indexedSeq, m.lag, m.events, m.duplicates, m.errors, m.batch, m.revalidated, m.ioErrors}
+	return []prometheus.Collector{m.indexedSeq, m.lag, m.events, m.duplicates, m.errors, m.batch, m.revalidated, m.ioErrors, m.purged}
 }
 
 // register registers every collector on r, undoing the ones already

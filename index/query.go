@@ -279,6 +279,12 @@ func (ix *Index) scan(ctx context.Context, sc *scan) (string, error) {
 	if err := ctx.Err(); err != nil {
 		return "", err
 	}
+	// Events below the retention cut are gone from every query at once,
+	// before the purge deletes their keys.
+	if retain := ix.retainFrom(); retain > 1 {
+		keep := sc.keep
+		sc.keep = func(k, v []byte) bool { return seqOfKey(k) >= retain && keep(k, v) }
+	}
 
 	var last []byte // last key returned
 	returned, bytesOut := 0, 0

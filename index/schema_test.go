@@ -20,6 +20,8 @@ type fakeRegistry struct {
 	configs []theeye.ConfigVersion
 	revs    []theeye.Revalidation
 	changed chan struct{}
+	// retainFrom is the retention cut (RetainFrom).
+	retainFrom uint64
 }
 
 func newFakeRegistry() *fakeRegistry {
@@ -49,6 +51,13 @@ func (r *fakeRegistry) setConfig(c theeye.ClusterConfig, lastSeq uint64) theeye.
 	close(r.changed)
 	r.changed = make(chan struct{})
 	return v
+}
+
+// RetainFrom is the retention cut the test set (0: none).
+func (r *fakeRegistry) RetainFrom() uint64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.retainFrom
 }
 
 func (r *fakeRegistry) ConfigVersions() []theeye.ConfigVersion {

@@ -42,6 +42,8 @@ func (s *fakeSource) Truncate(last uint64) {
 	s.envs = s.envs[:last]
 }
 
+func (s *fakeSource) FirstSeq() uint64 { return 1 }
+
 func (s *fakeSource) LastSeq() uint64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -152,6 +152,8 @@ const (
 	metaDuplicates = "duplicates" // events skipped as duplicates
 	// metaRevalidated is the ID of the last revalidation request run.
 	metaRevalidated = "revalidated"
+	// metaPurged is the first seq whose keys retention has not deleted yet.
+	metaPurged = "purged"
 )
 
 // layoutVersion is the key and value layout this package writes. Open

@@ -52,6 +52,10 @@ const (
 	// opSetRateLimit sets or clears a key's rate limit (KeyID, RateLimit:
 	// nil clears it).
 	opSetRateLimit = "set_rate_limit"
+	// opRetain moves the cluster's retention cut up to FirstSeq (the
+	// leader decides it by received_at): events below it leave every query
+	// of every node, then every node's disk.
+	opRetain = "retain"
 )
 
 // command is a replicated configuration change.
@@ -67,6 +71,7 @@ type command struct {
 	Revalidation *theeye.Revalidation `json:"revalidation,omitempty"`
 	Config       *theeye.ConfigPatch  `json:"config,omitempty"`
 	RateLimit    *theeye.RateLimit    `json:"rate_limit,omitempty"`
+	FirstSeq     uint64               `json:"first_seq,omitempty"`
 }
 
 // NodeInfo is what the cluster knows of one member.

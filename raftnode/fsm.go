@@ -111,8 +111,11 @@ type snapshotMeta struct {
 	// line (snapshot.go), FrameFormat the encoding of those frames: 2 is
 	// log.AppendFrame's. A v1 stream (Frames without FrameFormat) is
 	// refused.
-	Frames        bool   `json:"frames"`
-	FrameFormat   int    `json:"frame_format,omitempty"`
+	Frames      bool `json:"frames"`
+	FrameFormat int  `json:"frame_format,omitempty"`
+	// FirstSeq is the seq the stream's frames start at (the sender's log
+	// after retention cuts; 0 or 1: the beginning).
+	FirstSeq      uint64 `json:"first_seq,omitempty"`
 	LastSeq       uint64 `json:"last_seq"`
 	LastRaftIndex uint64 `json:"last_raft_index"`
 	State         *State `json:"state"`
@@ -168,7 +171,7 @@ func (n *Node) fsmRestore(rc io.ReadCloser) error {
 		if meta.FrameFormat != snapshotFrameFormat {
 			return fmt.Errorf("restore snapshot: frame format %d, want %d: the leader runs another version of The Eye", meta.FrameFormat, snapshotFrameFormat)
 		}
-		if err := n.restoreFrames(br, meta.LastSeq); err != nil {
+		if err := n.restoreFrames(br, meta.FirstSeq, meta.LastSeq); err != nil {
 			return err
 		}
 	}

@@ -139,6 +139,9 @@ type Node struct {
 	appliedSeq atomic.Uint64
 	// ioErr is why the FSM cannot write now (retryIO), nil when it can.
 	ioErr atomic.Pointer[error]
+	// purgedBelow reports how far the index has purged expired events
+	// (SetPurgedBelow); nil until set.
+	purgedBelow atomic.Pointer[func() uint64]
 
 	compressor *log.Compressor
 	reqCh      chan *appendReq
@@ -182,10 +185,11 @@ func Open(cfg Config) (*Node, error) {
 		n.compressor.Close()
 		return nil, err
 	}
-	n.wg.Add(3)
+	n.wg.Add(4)
 	go n.commitLoop()
 	go n.waitLoop()
 	go n.leaderLoop()
+	go n.retentionLoop()
 	return n, nil
 }
 
@@ -615,7 +619,7 @@ func (n *Node) leaderTasks() error {
 		// seeded already (opSeed keeps an existing key as it is).
 		seed := n.cfg.SeedConfig
 		cmd := &command{Op: opSeed, Config: &theeye.ConfigPatch{MaxClockSkew: &seed.MaxClockSkew,
-			MaxEventAge: &seed.MaxEventAge, UnknownTypes: &seed.UnknownTypes}}
+			MaxEventAge: &seed.MaxEventAge, UnknownTypes: &seed.UnknownTypes, Retention: &seed.Retention}}
 		if n.cfg.AdminKeyHash != "" {
 			cmd.Key = &theeye.Key{ID: "admin", Name: "admin", Scopes: []theeye.Scope{theeye.ScopeAdmin},
 				Hash: n.cfg.AdminKeyHash, CreatedAt: time.Now().UTC()}

@@ -64,7 +64,7 @@ func (s *snapshotStore) Open(id string) (*raft.SnapshotMeta, io.ReadCloser, erro
 		return meta, readCloser{io.MultiReader(bytes.NewReader(line), br), rc}, nil
 	}
 	rc.Close()
-	sm.Frames, sm.FrameFormat = true, snapshotFrameFormat
+	sm.Frames, sm.FrameFormat, sm.FirstSeq = true, snapshotFrameFormat, s.log.FirstSeq()
 	head, err := json.Marshal(&sm)
 	if err != nil {
 		return nil, nil, fmt.Errorf("encode snapshot meta: %w", err)
@@ -121,15 +121,25 @@ func (s *snapshotStore) writeStream(w io.Writer, head []byte, lastSeq uint64) er
 	return bw.Flush()
 }
 
-// restoreFrames reads the frames of a snapshot stream up to lastSeq and
-// appends to log/ those it lacks. Each frame's CRC is checked and the
-// frames must follow each other from seq 1 to lastSeq exactly: a damaged
-// or cut stream is an error, never a gap. Frames are whole Raft entries,
-// so log/ either holds a frame or none of it.
-func (n *Node) restoreFrames(r io.Reader, lastSeq uint64) error {
+// restoreFrames reads the frames of a snapshot stream, from firstSeq up to
+// lastSeq, and appends to log/ those it lacks. Each frame's CRC is checked
+// and the frames must follow each other from firstSeq to lastSeq exactly:
+// a damaged or cut stream is an error, never a gap. Frames are whole Raft
+// entries, so log/ either holds a frame or none of it. When the stream
+// starts past the end of log/ (the sender's retention cut dropped the
+// events between), log/ starts over at firstSeq: what it held is below the
+// cut.
+func (n *Node) restoreFrames(r io.Reader, firstSeq, lastSeq uint64) error {
+	firstSeq = max(firstSeq, 1)
+	if n.log.LastSeq()+1 < firstSeq && firstSeq <= lastSeq {
+		n.logger.Info("the snapshot starts past the end of the log; starting the log over there", "log_last_seq", n.log.LastSeq(), "first_seq", firstSeq)
+		if err := n.log.Reset(firstSeq); err != nil {
+			return fmt.Errorf("restore snapshot: %w", err)
+		}
+	}
 	var buf []byte
 	appended := 0
-	for next := uint64(1); next <= lastSeq; {
+	for next := firstSeq; next <= lastSeq; {
 		if cap(buf) < log.HeaderSize {
 			buf = make([]byte, log.HeaderSize, 64<<10)
 		}

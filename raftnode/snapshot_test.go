@@ -45,7 +45,7 @@ func restoreInto(t *testing.T, stream []byte, lastSeq uint64) (*log.Log, error) 
 	}
 	t.Cleanup(func() { l.Close() })
 	n := &Node{log: l, logger: slog.New(slog.DiscardHandler)}
-	return l, n.restoreFrames(bytes.NewReader(stream), lastSeq)
+	return l, n.restoreFrames(bytes.NewReader(stream), 1, lastSeq)
 }
 
 // TestSnapshotStreamIsChecked: the frames of a snapshot stream are log/'s

@@ -66,7 +66,7 @@ func (n *Node) checkAgainstSnapshot(snaps *snapshotStore) error {
 		n.logger.Warn("the Raft log store cannot fill the gap", "err", err)
 	}
 	if n.log.LastSeq() < sm.LastSeq && sm.Frames && sm.FrameFormat == snapshotFrameFormat {
-		if err := n.restoreFrames(br, sm.LastSeq); err != nil {
+		if err := n.restoreFrames(br, sm.FirstSeq, sm.LastSeq); err != nil {
 			return fmt.Errorf("repair the event log from snapshot %s: %w", newest.ID, err)
 		}
 	}

@@ -40,6 +40,9 @@ type State struct {
 	// first from the seed). Kept for ever, like the schemas: an event is
 	// judged by the version in force at its seq.
 	Configs []theeye.ConfigVersion `json:"configs,omitempty"`
+	// RetainFrom is the retention cut: the first seq every node keeps (0
+	// or 1: nothing cut). It only moves up.
+	RetainFrom uint64 `json:"retain_from,omitempty"`
 }
 
 // config returns the cluster config in force now.
@@ -66,7 +69,7 @@ func newState() *State {
 }
 
 func (s *State) clone() *State {
-	c := &State{Index: s.Index, Seeded: s.Seeded, Apps: maps.Clone(s.Apps), Keys: maps.Clone(s.Keys), Nodes: maps.Clone(s.Nodes),
+	c := &State{Index: s.Index, Seeded: s.Seeded, RetainFrom: s.RetainFrom, Apps: maps.Clone(s.Apps), Keys: maps.Clone(s.Keys), Nodes: maps.Clone(s.Nodes),
 		Schemas: maps.Clone(s.Schemas), Revalidations: slices.Clip(s.Revalidations), Configs: slices.Clip(s.Configs)}
 	if c.Schemas == nil {
 		c.Schemas = map[string][]theeye.Schema{}
@@ -114,6 +117,12 @@ func (s *State) apply(cmd *command, pos applyPos) (result any, err error) {
 		r.AtSeq = pos.lastSeq
 		s.Revalidations = append(slices.Clip(s.Revalidations), r)
 		return r, nil
+	case opRetain:
+		// Never past what the log holds: the cut names events that exist.
+		if cut := min(cmd.FirstSeq, pos.lastSeq+1); cut > s.RetainFrom {
+			s.RetainFrom = cut
+		}
+		return s.RetainFrom, nil
 	case opSetConfig:
 		if cmd.Config == nil || cmd.Config.Empty() {
 			return nil, theeye.Errorf(theeye.EInvalidRequest, "set_config needs at least one field to change")

@@ -37,6 +37,7 @@ type Config struct {
 	MinFreeDisk    string // bytes with an optional KiB/MiB/GiB suffix; "": the default
 	MaxClockSkew   time.Duration
 	MaxEventAge    time.Duration
+	Retention      time.Duration
 	ReadyLag       uint64
 	Codec          string
 	CacheSize      int64
@@ -54,6 +55,10 @@ type Config struct {
 	HTTPReadHeaderTimeout time.Duration
 	HTTPReadTimeout       time.Duration
 	HTTPWriteTimeout      time.Duration
+
+	// LogSegmentSize, hidden: tests use small segments so that retention
+	// has whole segments to drop.
+	LogSegmentSize int64
 
 	// Raft tuning, hidden: tests use them to force snapshots.
 	RaftSnapshotThreshold uint64
@@ -191,6 +196,7 @@ case), e.g. THEEYE_DATA_DIR=/var/lib/theeye.`,
 	f.IntVar(&cfg.MaxPageBytes, "max-page-bytes", cfg.MaxPageBytes, "a query page ends, with a next_cursor, once its events reach this many bytes")
 	f.DurationVar(&cfg.MaxClockSkew, "max-clock-skew", cfg.MaxClockSkew, "how far past received_at an event timestamp may be")
 	f.DurationVar(&cfg.MaxEventAge, "max-event-age", 0, "how far before received_at an event timestamp may be (0: no limit)")
+	f.DurationVar(&cfg.Retention, "retention", 0, "how long events are kept after their received_at (0: for ever); seeds the cluster config of a new cluster")
 	f.Uint64Var(&cfg.ReadyLag, "ready-lag", cfg.ReadyLag, "/readyz fails while the indexer is more than this many events behind")
 	f.StringVar(&cfg.Codec, "codec", cfg.Codec, "compression of Raft entries and log frames: none, s2 or zstd")
 	f.Int64Var(&cfg.CacheSize, "cache-size", cfg.CacheSize, "index block cache in bytes")
@@ -211,6 +217,8 @@ case), e.g. THEEYE_DATA_DIR=/var/lib/theeye.`,
 	f.MarkHidden("http-read-header-timeout")
 	f.MarkHidden("http-read-timeout")
 	f.MarkHidden("http-write-timeout")
+	f.Int64Var(&cfg.LogSegmentSize, "log-segment-size", 0, "bytes of one log/ segment file (0: 64 MiB)")
+	f.MarkHidden("log-segment-size")
 	f.MarkHidden("raft-snapshot-interval")
 	f.MarkHidden("raft-snapshot-threshold")
 	f.MarkHidden("raft-trailing-logs")

@@ -150,7 +150,7 @@ func (m *Main) prepare() (*setup, error) {
 		}
 		s.minFreeDisk = int64(n)
 	}
-	s.seed = theeye.ClusterConfig{MaxClockSkew: cfg.MaxClockSkew, MaxEventAge: cfg.MaxEventAge, UnknownTypes: cfg.UnknownTypes}
+	s.seed = theeye.ClusterConfig{MaxClockSkew: cfg.MaxClockSkew, MaxEventAge: cfg.MaxEventAge, UnknownTypes: cfg.UnknownTypes, Retention: cfg.Retention}
 	if err := s.seed.Validate(); err != nil {
 		e, _ := theeye.AsError(err)
 		return nil, fmt.Errorf("--%s: %s", strings.ReplaceAll(fmt.Sprint(e.Details["field"]), "_", "-"), e.Message)
@@ -188,6 +188,9 @@ func (m *Main) prepare() (*setup, error) {
 func (m *Main) openLog() error {
 	lc := eyelog.DefaultConfig()
 	lc.Logger = m.Logger
+	if m.Config.LogSegmentSize > 0 {
+		lc.SegmentSize = m.Config.LogSegmentSize
+	}
 	l, err := eyelog.Open(filepath.Join(m.Config.DataDir, "log"), lc)
 	if err != nil {
 		return fmt.Errorf("open log: %w", err)
@@ -273,6 +276,7 @@ func (m *Main) openIndex(ctx context.Context, s *setup) error {
 		return fmt.Errorf("open index: %w", err)
 	}
 	m.index = ix
+	m.node.SetPurgedBelow(ix.PurgedBelow) // log/ drops expired segments once the index no longer needs them
 	ictx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	m.cancelIndex = cancel
 	m.wg.Add(1)
