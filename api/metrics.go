@@ -18,6 +18,7 @@ type metrics struct {
 	diskTotal         prometheus.Gauge
 	diskWatermark     prometheus.Gauge
 	diskUsed          *prometheus.GaugeVec
+	ready             prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -59,10 +60,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		diskUsed: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "theeye_disk_used_bytes", Help: "Bytes each store of the node uses (log, index, raft), measured every 10 s.",
 		}, []string{"store"}),
+		ready: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "theeye_ready", Help: "1 while /readyz answers 200, 0 while it answers 503 (sampled every 250 ms).",
+		}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.requests, m.duration, m.rejected, m.ingestEvents, m.ingestRequests, m.forwards,
-			m.clusterLagEvents, m.clusterLagSeconds, m.diskFree, m.diskTotal, m.diskWatermark, m.diskUsed)
+			m.clusterLagEvents, m.clusterLagSeconds, m.diskFree, m.diskTotal, m.diskWatermark, m.diskUsed, m.ready)
 	}
 	return m
 }
