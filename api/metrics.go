@@ -2,6 +2,8 @@ package api
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/theeye/theeye"
 )
 
 type metrics struct {
@@ -63,6 +65,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		ready: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "theeye_ready", Help: "1 while /readyz answers 200, 0 while it answers 503 (sampled every 250 ms).",
 		}),
+	}
+	// The codes an operator alerts on exist from the start at 0, so that
+	// the first 429, 503, 507 or 500 is an increase (a series born at 1
+	// has no earlier sample for rate and increase to compare it with).
+	for _, code := range []string{theeye.ERateLimited, theeye.EOverloaded, theeye.EInsufficientStorage, theeye.EUnavailable, theeye.EInternal} {
+		m.rejected.WithLabelValues(code)
 	}
 	if reg != nil {
 		reg.MustRegister(m.requests, m.duration, m.rejected, m.ingestEvents, m.ingestRequests, m.forwards,
