@@ -24,6 +24,7 @@ const (
 	alertsFile     = "../../deploy/prometheus/theeye-alerts.yml"
 	alertsTestFile = "testdata/theeye-alerts.test.yml"
 	readmeFile     = "../../README.md"
+	deployReadme   = "../../deploy/README.md"
 )
 
 // metricNameRE finds our metric names in PromQL, in rules and in their
@@ -143,19 +144,28 @@ func runPromtool(t *testing.T, bin string, args ...string) {
 	}
 }
 
-// TestDeployAlertRules: promtool accepts the rules file (expressions and
-// annotation templates), every alert has a severity, a summary and a
-// description naming README sections that exist, and promtool's unit
-// tests of the alerts pass.
+// TestDeployAlertRules: every alert has a severity, a summary and a
+// description naming README sections that exist, and a row in
+// deploy/README.md's table; promtool accepts the rules file (expressions
+// and annotation templates) and its unit tests of the alerts pass.
 func TestDeployAlertRules(t *testing.T) {
-	bin := promtool(t)
-	runPromtool(t, bin, "check", "rules", alertsFile)
-
 	src, err := os.ReadFile(alertsFile)
 	if err != nil {
 		t.Fatal(err)
 	}
 	checkAlertAnnotations(t, string(src))
+	doc, err := os.ReadFile(deployReadme)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range alertNames(string(src)) {
+		if !bytes.Contains(doc, []byte("| "+name+" |")) {
+			t.Errorf("%s does not list alert %s", deployReadme, name)
+		}
+	}
+
+	bin := promtool(t)
+	runPromtool(t, bin, "check", "rules", alertsFile)
 
 	// promtool compares annotations too; the unit tests are about when and
 	// for what an alert fires, so they run on the rules without them.
