@@ -31,12 +31,20 @@ build:
 test: lint test-deps
 	$(GO) test -race -count=1 -timeout 25m ./...
 
-## test-deps: what the tests need beyond Go: Debian's chromium for the docs page test
+## test-deps: what the tests need beyond Go: Debian's chromium for the docs page test,
+##            promtool (Debian's prometheus package) for the checks of deploy/'s rules and dashboard
 test-deps:
 	@command -v chromium >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
 	  else echo "chromium is not installed: the browser test will skip (apt-get install chromium)"; fi; }
+	@# Only promtool is wanted: no recommends (node exporter), and the server
+	@# the package may start (systemd) is stopped and disabled again.
+	@command -v promtool >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus && \
+	    { { systemctl disable --now prometheus || invoke-rc.d prometheus stop; } >/dev/null 2>&1 || true; }; \
+	  else echo "promtool is not installed: the deploy/ rule checks will skip (apt-get install --no-install-recommends prometheus)"; fi; }
 
 ## test-short: the fast unit tests only
 test-short:

@@ -85,6 +85,13 @@ func (f *flow) sample(ctx context.Context) {
 	now := s.cfg.Now()
 	applied, indexed := s.cfg.Node.AppliedSeq(), s.cfg.Index.IndexedSeq()
 	s.disk.refresh(now)
+	// What /readyz would answer now (after the disk reading it depends
+	// on), for alerting on a node that stays unready.
+	if s.ready() == nil {
+		s.m.ready.Set(1)
+	} else {
+		s.m.ready.Set(0)
+	}
 	var peers []selfStatus
 	if s.cfg.Node.IsLeader() {
 		peers = s.memberStatuses(ctx)

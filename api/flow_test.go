@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/theeye/theeye"
 	"github.com/theeye/theeye/raftnode"
 )
@@ -89,14 +91,16 @@ func TestOverload(t *testing.T) {
 }
 
 // TestDiskWatermark: below --min-free-disk the node refuses writes with
-// 507 and says why in /readyz; above it, both are back.
+// 507 and says why in /readyz (and theeye_ready is 0); above it, both are
+// back.
 func TestDiskWatermark(t *testing.T) {
 	for _, tc := range []struct {
 		minFree int64
 		low     bool
 	}{{1 << 62, true}, {1, false}} {
+		reg := prometheus.NewRegistry()
 		s := New(Config{Node: &flowNode{}, Index: &flowIndex{}, DataDir: t.TempDir(), MinFreeDisk: tc.minFree,
-			DiskStores: map[string]string{"log": t.TempDir()}})
+			DiskStores: map[string]string{"log": t.TempDir()}, Registerer: reg, Gatherer: reg})
 		s.flow.sample(context.Background())
 		err := s.flow.admitWrite()
 		if tc.low != (theeye.ErrorCode(err) == theeye.EInsufficientStorage) {
@@ -106,6 +110,11 @@ func TestDiskWatermark(t *testing.T) {
 		s.ServeHTTP(rec, httptest.NewRequest("GET", "/readyz", nil))
 		if tc.low != (rec.Code == 503 && strings.Contains(rec.Body.String(), "--min-free-disk")) {
 			t.Fatalf("min free %d: readyz %d %s", tc.minFree, rec.Code, rec.Body)
+		}
+		rec = httptest.NewRecorder()
+		s.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+		if want := map[bool]string{true: "\ntheeye_ready 0\n", false: "\ntheeye_ready 1\n"}[tc.low]; !strings.Contains(rec.Body.String(), want) {
+			t.Fatalf("min free %d: /metrics lacks %q (what /readyz answered):\n%s", tc.minFree, want, rec.Body)
 		}
 		if tc.low {
 			rec := httptest.NewRecorder()

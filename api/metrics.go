@@ -2,6 +2,8 @@ package api
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/theeye/theeye"
 )
 
 type metrics struct {
@@ -18,6 +20,7 @@ type metrics struct {
 	diskTotal         prometheus.Gauge
 	diskWatermark     prometheus.Gauge
 	diskUsed          *prometheus.GaugeVec
+	ready             prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -59,10 +62,19 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		diskUsed: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "theeye_disk_used_bytes", Help: "Bytes each store of the node uses (log, index, raft), measured every 10 s.",
 		}, []string{"store"}),
+		ready: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "theeye_ready", Help: "1 while /readyz answers 200, 0 while it answers 503 (sampled every 250 ms).",
+		}),
+	}
+	// The codes an operator alerts on exist from the start at 0, so that
+	// the first 429, 503, 507 or 500 is an increase (a series born at 1
+	// has no earlier sample for rate and increase to compare it with).
+	for _, code := range []string{theeye.ERateLimited, theeye.EOverloaded, theeye.EInsufficientStorage, theeye.EUnavailable, theeye.EInternal} {
+		m.rejected.WithLabelValues(code)
 	}
 	if reg != nil {
 		reg.MustRegister(m.requests, m.duration, m.rejected, m.ingestEvents, m.ingestRequests, m.forwards,
-			m.clusterLagEvents, m.clusterLagSeconds, m.diskFree, m.diskTotal, m.diskWatermark, m.diskUsed)
+			m.clusterLagEvents, m.clusterLagSeconds, m.diskFree, m.diskTotal, m.diskWatermark, m.diskUsed, m.ready)
 	}
 	return m
 }

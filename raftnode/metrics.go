@@ -31,11 +31,14 @@ func newMetrics(n *Node, reg prometheus.Registerer) *metrics {
 			Name: "theeye_raft_unknown_entries_total", Help: "Committed entries this version could not read and skipped.",
 		}),
 		ioErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "theeye_io_errors_total", Help: "Failed writes the node retries, by store (log, state, index).",
+			Name: "theeye_io_errors_total", Help: "Failed writes the node retries, by store (log, state; the indexer's are theeye_indexer_failed_batches_total).",
 		}, []string{"store"}),
 		leaderChanges: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "theeye_raft_leader_changes_total", Help: "Times this node saw the leader change (itself gaining or losing it, or another node taking over).",
 		}),
+	}
+	for _, store := range []string{"log", "state"} { // retryIO's stores, at 0 from the start (see api/metrics.go)
+		m.ioErrors.WithLabelValues(store)
 	}
 	if reg == nil {
 		return m
