@@ -206,6 +206,10 @@ func (n *Node) openRaft() error {
 	if err != nil {
 		return fmt.Errorf("open raft log store: %w", err)
 	}
+	if err := recordNodeID(n.logStore, cfg.NodeID); err != nil {
+		n.logStore.Close()
+		return err
+	}
 	fss, err := raft.NewFileSnapshotStoreWithLogger(filepath.Join(cfg.Dir, "snapshots"), 2, newHCLog(n.logger))
 	if err != nil {
 		n.logStore.Close()
@@ -255,6 +259,25 @@ func (n *Node) openRaft() error {
 		n.logger.Info("bootstrapped a new cluster", "node", cfg.NodeID, "raft", n.raftAddr)
 	case cfg.Bootstrap:
 		n.logger.Info("data dir already holds a cluster; --bootstrap ignored", "dir", cfg.Dir)
+	}
+	return nil
+}
+
+// nodeIDKey is the stable-store key under which a node records its id at
+// every start (Open), so that Recover can tell whose data dir it holds.
+const nodeIDKey = "TheEyeNodeID"
+
+// recordNodeID stores id under nodeIDKey unless it is there already.
+func recordNodeID(ls *logstore.Store, id string) error {
+	old, err := ls.Get([]byte(nodeIDKey))
+	if err == nil && string(old) == id {
+		return nil
+	}
+	if err != nil && !errors.Is(err, logstore.ErrKeyNotFound) {
+		return fmt.Errorf("read the recorded node id: %w", err)
+	}
+	if err := ls.Set([]byte(nodeIDKey), []byte(id)); err != nil {
+		return fmt.Errorf("record the node id: %w", err)
 	}
 	return nil
 }
