@@ -139,6 +139,9 @@ type Node struct {
 	appliedSeq atomic.Uint64
 	// ioErr is why the FSM cannot write now (retryIO), nil when it can.
 	ioErr atomic.Pointer[error]
+	// offline is set on the node Recover builds: no Raft, and a failed
+	// write fails the recovery instead of being retried.
+	offline bool
 
 	compressor *log.Compressor
 	reqCh      chan *appendReq
@@ -654,7 +657,8 @@ func (n *Node) Seeded() bool { return n.state.get().Seeded }
 // a retry cannot mend (log.ErrFailed: it is returned), or the node closes
 // (ErrClosed). Meanwhile the node is unhealthy (Healthy says why, /readyz
 // with it), each new cause is logged once, and a leader hands its
-// leadership to a member that can write.
+// leadership to a member that can write. On an offline node (Recover) the
+// first failure is returned, Healthy keeping it.
 func (n *Node) retryIO(store string, op func() error) error {
 	backoff := 50 * time.Millisecond
 	var last string
@@ -674,6 +678,9 @@ func (n *Node) retryIO(store string, op func() error) error {
 		werr := fmt.Errorf("cannot write its %s store: %w", store, err)
 		n.ioErr.Store(&werr)
 		n.m.ioErrors.WithLabelValues(store).Inc()
+		if n.offline {
+			return werr
+		}
 		if msg := err.Error(); msg != last {
 			n.logger.Error("write failed; retrying until it succeeds (the node is unready meanwhile)", "store", store, "err", err)
 			last = msg
