@@ -2,8 +2,9 @@
 // appends committed event entries to log/ and applies replicated
 // configuration (apps, keys, node addresses), the Pebble-backed Raft log
 // store (through its subpackage raftnode/logstore), snapshots, the
-// transport, membership, and the group committer that coalesces concurrent
-// ingest requests into one Raft entry.
+// transport, membership, the group committer that coalesces concurrent
+// ingest requests into one Raft entry, and the offline recovery of a
+// cluster that has lost its quorum (Recover).
 //
 // The request path: Append encodes the envelopes, queues them, and the
 // commit loop packs every waiting request (bounded by events, bytes and

@@ -142,6 +142,9 @@ type Node struct {
 	// purgedBelow reports how far the index has purged expired events
 	// (SetPurgedBelow); nil until set.
 	purgedBelow atomic.Pointer[func() uint64]
+	// offline is set on the node Recover builds: no Raft, and a failed
+	// write fails the recovery instead of being retried.
+	offline bool
 
 	compressor *log.Compressor
 	reqCh      chan *appendReq
@@ -210,6 +213,10 @@ func (n *Node) openRaft() error {
 	if err != nil {
 		return fmt.Errorf("open raft log store: %w", err)
 	}
+	if err := recordNodeID(n.logStore, cfg.NodeID); err != nil {
+		n.logStore.Close()
+		return err
+	}
 	fss, err := raft.NewFileSnapshotStoreWithLogger(filepath.Join(cfg.Dir, "snapshots"), 2, newHCLog(n.logger))
 	if err != nil {
 		n.logStore.Close()
@@ -264,6 +271,25 @@ func (n *Node) openRaft() error {
 		n.logger.Info("bootstrapped a new cluster", "node", cfg.NodeID, "raft", n.raftAddr)
 	case cfg.Bootstrap:
 		n.logger.Info("data dir already holds a cluster; --bootstrap ignored", "dir", cfg.Dir)
+	}
+	return nil
+}
+
+// nodeIDKey is the stable-store key under which a node records its id at
+// every start (Open), so that Recover can tell whose data dir it holds.
+const nodeIDKey = "TheEyeNodeID"
+
+// recordNodeID stores id under nodeIDKey unless it is there already.
+func recordNodeID(ls *logstore.Store, id string) error {
+	old, err := ls.Get([]byte(nodeIDKey))
+	if err == nil && string(old) == id {
+		return nil
+	}
+	if err != nil && !errors.Is(err, logstore.ErrKeyNotFound) {
+		return fmt.Errorf("read the recorded node id: %w", err)
+	}
+	if err := ls.Set([]byte(nodeIDKey), []byte(id)); err != nil {
+		return fmt.Errorf("record the node id: %w", err)
 	}
 	return nil
 }
@@ -640,7 +666,8 @@ func (n *Node) Seeded() bool { return n.state.get().Seeded }
 // a retry cannot mend (log.ErrFailed: it is returned), or the node closes
 // (ErrClosed). Meanwhile the node is unhealthy (Healthy says why, /readyz
 // with it), each new cause is logged once, and a leader hands its
-// leadership to a member that can write.
+// leadership to a member that can write. On an offline node (Recover) the
+// first failure is returned, Healthy keeping it.
 func (n *Node) retryIO(store string, op func() error) error {
 	backoff := 50 * time.Millisecond
 	var last string
@@ -660,6 +687,9 @@ func (n *Node) retryIO(store string, op func() error) error {
 		werr := fmt.Errorf("cannot write its %s store: %w", store, err)
 		n.ioErr.Store(&werr)
 		n.m.ioErrors.WithLabelValues(store).Inc()
+		if n.offline {
+			return werr
+		}
 		if msg := err.Error(); msg != last {
 			n.logger.Error("write failed; retrying until it succeeds (the node is unready meanwhile)", "store", store, "err", err)
 			last = msg

@@ -261,10 +261,15 @@ type load struct {
 	ackAt  []time.Time
 	maxSeq uint64
 	errs   []error
+	// seqOf is the seq each acknowledged event got by its 202 (the seq of
+	// its batch's last event, counted back); retried says whether its
+	// batch was sent more than once (an earlier copy may be stored).
+	seqOf   map[string]uint64
+	retried map[string]bool
 }
 
 func (c *testCluster) startLoad(key string, writers, batch int) *load {
-	l := &load{c: c, key: key, stop: make(chan struct{}), acked: map[string]bool{}}
+	l := &load{c: c, key: key, stop: make(chan struct{}), acked: map[string]bool{}, seqOf: map[string]uint64{}, retried: map[string]bool{}}
 	for _, p := range c.nodes {
 		l.urls = append(l.urls, p.URL)
 	}
@@ -293,14 +298,18 @@ func (l *load) writer(w, batch int) {
 		// A batch is retried until acknowledged, even after stop: a batch
 		// in doubt at the end must be settled, so that the model knows
 		// whether it was acknowledged.
+		attempts := 0
 		err := theeyetest.Poll(90*time.Second, func() error {
+			attempts++
 			a, err := postOnce(client, l.urls[rand.IntN(len(l.urls))], l.key, []byte(body.String()))
 			if err != nil {
 				return err
 			}
 			l.mu.Lock()
-			for _, id := range ids {
+			for i, id := range ids {
 				l.acked[id] = true
+				l.seqOf[id] = a.Seq - uint64(len(ids)-1-i)
+				l.retried[id] = attempts > 1
 			}
 			l.ackAt = append(l.ackAt, time.Now())
 			l.maxSeq = max(l.maxSeq, a.Seq)
