@@ -100,3 +100,25 @@ func HashSecret(secret string) string {
 	sum := sha256.Sum256([]byte(secret))
 	return hex.EncodeToString(sum[:])
 }
+
+// Deletion is a request, replicated through Raft, to erase a session:
+// every event and error record of SessionID logged at or before AtSeq
+// leaves every query and every file of every node. Later events of the
+// session are kept.
+type Deletion struct {
+	// ID is the Raft index of the request.
+	ID          uint64    `json:"id"`
+	SessionID   string    `json:"session_id"`
+	AtSeq       uint64    `json:"at_seq"`
+	RequestedAt time.Time `json:"requested_at"`
+}
+
+// Stages of an erasure on a node, in order: raftnode drives a deletion
+// through them, the index records where it is.
+const (
+	EraseKeys    = 0 // the session's index keys are being deleted
+	EraseLog     = 1 // the log's envelopes are next
+	EraseRaft    = 2 // the Raft log store and the snapshots are next
+	EraseCompact = 3 // the index's files are next
+	EraseDone    = 4 // no file of the node holds the events
+)

@@ -55,6 +55,10 @@ type Node interface {
 	RevokeKey(ctx context.Context, id string) error
 	SetRateLimit(ctx context.Context, id string, rl *theeye.RateLimit) error
 
+	// Erasure of a session.
+	EraseSession(ctx context.Context, session string, now time.Time) (theeye.Deletion, error)
+	Deletion(id uint64) (theeye.Deletion, bool)
+
 	// Rules: schemas, revalidations, the cluster config.
 	Schemas() []theeye.Schema
 	SchemaVersions(category, name string) []theeye.Schema
@@ -81,6 +85,8 @@ type Index interface {
 	ErrorsSummary(ctx context.Context, from, to time.Time) (index.ErrorSummary, error)
 	WaitRevalidation(ctx context.Context, id uint64) (index.RevalidationResult, error)
 	Revalidation(id uint64) (index.RevalidationResult, error)
+	ErasureState(id uint64) (stage int, seqs []uint64, err error)
+	ErasureDoneAt(id uint64) (time.Time, error)
 }
 
 // Config configures a Server.
@@ -233,6 +239,8 @@ func (s *Server) routeTable() []route {
 		{http.MethodPost, "/v1/events", s.auth(theeye.ScopeIngest, s.leaderOnly(s.handleIngest))},
 		{http.MethodGet, "/v1/events", s.auth(theeye.ScopeRead, s.handleEvents)},
 		{http.MethodGet, "/v1/sessions/:session_id/events", s.auth(theeye.ScopeRead, s.handleSessionEvents)},
+		{http.MethodDelete, "/v1/sessions/:session_id", s.auth(theeye.ScopeAdmin, s.leaderOnly(s.handleEraseSession))},
+		{http.MethodGet, "/v1/deletions/:id", s.auth(theeye.ScopeAdmin, s.handleDeletion)},
 		{http.MethodGet, "/v1/errors", s.auth(theeye.ScopeRead, s.handleErrors)},
 		{http.MethodGet, "/v1/errors/summary", s.auth(theeye.ScopeRead, s.handleErrorsSummary)},
 		{http.MethodPost, "/v1/errors/revalidate", s.auth(theeye.ScopeAdmin, s.leaderOnly(s.storing(s.handleRevalidate)))},

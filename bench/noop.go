@@ -61,6 +61,10 @@ func (n *noopNode) SetConfig(context.Context, theeye.ConfigPatch) (theeye.Cluste
 	return theeye.ClusterConfig{}, errNoop
 }
 func (n *noopNode) Revalidations(uint64) []theeye.Revalidation { return nil }
+func (n *noopNode) EraseSession(context.Context, string, time.Time) (theeye.Deletion, error) {
+	return theeye.Deletion{}, errNoop
+}
+func (n *noopNode) Deletion(uint64) (theeye.Deletion, bool) { return theeye.Deletion{}, false }
 func (n *noopNode) Revalidate(context.Context, theeye.Revalidation) (theeye.Revalidation, error) {
 	return theeye.Revalidation{}, errNoop
 }
@@ -68,10 +72,12 @@ func (n *noopNode) Revalidate(context.Context, theeye.Revalidation) (theeye.Reva
 // noopIndex is an api.Index with nothing in it, always caught up.
 type noopIndex struct{ node *noopNode }
 
-func (x noopIndex) Healthy() error                            { return nil }
-func (x noopIndex) IndexedSeq() uint64                        { return x.node.seq.Load() }
-func (x noopIndex) Stats() index.Stats                        { return index.Stats{} }
-func (x noopIndex) WaitIndexed(context.Context, uint64) error { return nil }
+func (x noopIndex) ErasureState(uint64) (int, []uint64, error) { return 0, nil, errNoop }
+func (x noopIndex) ErasureDoneAt(uint64) (time.Time, error)    { return time.Time{}, errNoop }
+func (x noopIndex) Healthy() error                             { return nil }
+func (x noopIndex) IndexedSeq() uint64                         { return x.node.seq.Load() }
+func (x noopIndex) Stats() index.Stats                         { return index.Stats{} }
+func (x noopIndex) WaitIndexed(context.Context, uint64) error  { return nil }
 func (x noopIndex) Events(context.Context, index.EventQuery, func([]byte) error) (string, error) {
 	return "", nil
 }

@@ -380,6 +380,12 @@ func (ix *Index) writeError(seq uint64, env *theeye.Envelope, ev *theeye.Event, 
 	w.val = appendErrorHeader(w.val[:0], reasonMask(reasons), env.App, ev.Category, ev.Name)
 	w.val = appendErrorRecord(w.val, seq, env, ev, reasons)
 	w.staged.set(w.key, w.val)
+	if ev.SessionID != "" {
+		// Erasure finds a session's failed events through f.
+		w.key = appendFailedKey(w.key[:0], ev.SessionID, seq)
+		w.val = appendUint64(w.val[:0], uint64(env.ReceivedAt))
+		w.staged.set(w.key, w.val)
+	}
 	return nil
 }
 

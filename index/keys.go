@@ -24,6 +24,8 @@ const (
 	ksDedupe  byte = 'd' // d app id -> seq + hash
 	ksMeta    byte = 'm' // m name -> value
 	ksReval   byte = 'r' // r id -> revalidation result
+	ksFailed  byte = 'f' // f session seq -> received_at: the failed events of a session (erasure finds them)
+	ksErasure byte = 'z' // z id -> erasure progress
 )
 
 // String encoding: 0x00 is escaped as 0x00 0xFF and the string ends with
@@ -267,6 +269,24 @@ func decodeDedupeKey(k []byte) (app, id string, err error) {
 		return "", "", errTrailing
 	}
 	return app, id, nil
+}
+
+// appendFailedKey is f/<session>/<seq>: a failed event of a session,
+// whose error record is x/<received_at>/<seq>.
+func appendFailedKey(dst []byte, session string, seq uint64) []byte {
+	dst = append(dst, ksFailed)
+	dst = appendString(dst, session)
+	return appendUint64(dst, seq)
+}
+
+// appendFailedPrefix is f/<session>/: every failed event of a session.
+func appendFailedPrefix(dst []byte, session string) []byte {
+	return appendString(append(dst, ksFailed), session)
+}
+
+// appendErasureKey is z/<id>.
+func appendErasureKey(dst []byte, id uint64) []byte {
+	return appendUint64(append(dst, ksErasure), id)
 }
 
 // revalidationKey is r/<id>.

@@ -107,12 +107,17 @@ func (ix *Index) deleteEventKeys(b *pebble.Batch, seq uint64, env *theeye.Envelo
 	if failed, err = ix.has(w.key); err != nil {
 		return false, false, err
 	}
+	ev, _ := theeye.ParseEvent(env.Raw, env.ReceivedTime(), theeye.DefaultPolicy())
 	if failed {
 		if err := b.Delete(w.key, nil); err != nil {
 			return false, false, fmt.Errorf("batch delete: %w", err)
 		}
+		if ev.SessionID != "" {
+			if err := b.Delete(appendFailedKey(nil, ev.SessionID, seq), nil); err != nil {
+				return false, false, fmt.Errorf("batch delete: %w", err)
+			}
+		}
 	}
-	ev, _ := theeye.ParseEvent(env.Raw, env.ReceivedTime(), theeye.DefaultPolicy())
 	if ev.SessionID != "" && ev.Category != "" && ev.Name != "" && !ev.Timestamp.IsZero() {
 		ts := ev.Timestamp.UnixNano()
 		w.key = appendSessionKey(w.key[:0], ev.SessionID, ts, seq)

@@ -86,6 +86,9 @@ func (ix *Index) revalidateChunk(rev *theeye.Revalidation) (n int, advanced bool
 				return nil
 			}
 			found = true
+			if len(env.Raw) == 0 {
+				return nil // erased since it failed: nothing to judge
+			}
 			ev, reasons := ix.judge.Judge(verdict.AsOf(rev.ID), env)
 			if len(reasons) > 0 {
 				chunk.Failing++
@@ -94,6 +97,9 @@ func (ix *Index) revalidateChunk(rev *theeye.Revalidation) (n int, advanced bool
 			chunk.Accepted++
 			if err := b.Delete(t.key, nil); err != nil {
 				return fmt.Errorf("batch delete error record: %w", err)
+			}
+			if err := b.Delete(appendFailedKey(nil, ev.SessionID, seq), nil); err != nil {
+				return fmt.Errorf("batch delete: %w", err)
 			}
 			return ix.writeEvent(seq, env, &ev)
 		})

@@ -165,7 +165,8 @@ const (
 //	2: x header carries category and name; r keyspace; duplicate_id_conflict
 //	3: bodies in the session keyspace (no e keyspace); pointers carry the session
 //	4: bodies in the session and the category keyspaces; n and t point into c
-const layoutVersion = 4
+//	5: f keyspace (a session's failed events), z (erasure progress), m purged
+const layoutVersion = 5
 
 // revalidationResult is the value of r/<id>: what a revalidation did so
 // far, whether it is done, and where its next chunk starts.

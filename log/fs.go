@@ -91,3 +91,23 @@ func exists(fs vfs.FS, path string) (bool, error) {
 	}
 	return false, err
 }
+
+// NoReuseFS wraps fs so that a file Pebble asks to reuse (ReuseForWrite: a
+// retired WAL file taken for the next WAL) is removed and created anew
+// instead of renamed and written over: a reused WAL keeps, past what is
+// written into it again, the bytes of its earlier life, and an erased
+// event must leave every file. Pebble's contract for ReuseForWrite allows
+// this; it costs the metadata sync of a fresh file once per WAL.
+func NoReuseFS(fs vfs.FS) vfs.FS { return noReuseFS{fs} }
+
+type noReuseFS struct{ vfs.FS }
+
+func (fs noReuseFS) ReuseForWrite(oldname, newname string, category vfs.DiskWriteCategory) (vfs.File, error) {
+	if err := fs.FS.Remove(oldname); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("remove retired file %s: %w", oldname, err)
+	}
+	return fs.FS.Create(newname, category)
+}
+
+// Unwrap returns the FS it wraps.
+func (fs noReuseFS) Unwrap() vfs.FS { return fs.FS }

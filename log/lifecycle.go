@@ -35,6 +35,19 @@ func (l *Log) FirstSeq() uint64 {
 	return l.segments[0].firstSeq
 }
 
+// Dir returns the directory of the log.
+func (l *Log) Dir() string { return l.dir }
+
+// FrameOf returns the header of the frame that holds seq; found is false
+// when the log does not hold seq.
+func (l *Log) FrameOf(seq uint64) (info FrameInfo, found bool, err error) {
+	info, ok, err := l.frameInfo(seq)
+	if err != nil || !ok || seq < info.FirstSeq || seq > info.LastSeq() {
+		return FrameInfo{}, false, err
+	}
+	return info, true, nil
+}
+
 // readFirst reads the FIRST file: 1 when there is none.
 func (l *Log) readFirst() (uint64, error) {
 	path := l.fs.PathJoin(l.dir, firstName)

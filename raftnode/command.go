@@ -56,6 +56,12 @@ const (
 	// leader decides it by received_at): events below it leave every query
 	// of every node, then every node's disk.
 	opRetain = "retain"
+	// opErase records a deletion of a session (Deletion: its session id
+	// and requested_at; the FSM sets its ID and AtSeq).
+	opErase = "erase"
+	// opNoop changes nothing: a leader appends one so that every node has
+	// something new to snapshot (an erasure needs a fresh snapshot).
+	opNoop = "noop"
 )
 
 // command is a replicated configuration change.
@@ -72,6 +78,7 @@ type command struct {
 	Config       *theeye.ConfigPatch  `json:"config,omitempty"`
 	RateLimit    *theeye.RateLimit    `json:"rate_limit,omitempty"`
 	FirstSeq     uint64               `json:"first_seq,omitempty"`
+	Deletion     *theeye.Deletion     `json:"deletion,omitempty"`
 }
 
 // NodeInfo is what the cluster knows of one member.

@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/hashicorp/raft"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -60,8 +61,12 @@ type Config struct {
 	// The zero value stands for theeye.DefaultClusterConfig.
 	SeedConfig theeye.ClusterConfig
 
-	Log   *log.Log  // the event log the FSM appends to (owned by the caller)
-	Codec log.Codec // how event payloads are compressed in Raft entries and frames
+	Log *log.Log // the event log the FSM appends to (owned by the caller)
+	// PebbleFS is the file system of the Raft log store's Pebble; nil is
+	// the OS's. The server passes log.NoReuseFS, so no WAL file is written
+	// over in place (an erased event must leave every file).
+	PebbleFS vfs.FS
+	Codec    log.Codec // how event payloads are compressed in Raft entries and frames
 
 	// Group commit bounds: concurrent Append calls coalesce into one Raft
 	// entry of at most MaxBatchEvents events / MaxBatchBytes bytes, with at
@@ -142,6 +147,11 @@ type Node struct {
 	// purgedBelow reports how far the index has purged expired events
 	// (SetPurgedBelow); nil until set.
 	purgedBelow atomic.Pointer[func() uint64]
+	// eraseIndex is the index's part of erasures (SetErasureIndex); nil
+	// until set. eraseKick wakes the eraser when it is.
+	eraseIndex atomic.Pointer[ErasureIndex]
+	eraseKick  chan struct{}
+	snaps      *snapshotStore
 	// offline is set on the node Recover builds: no Raft, and a failed
 	// write fails the recovery instead of being retried.
 	offline bool
@@ -164,12 +174,13 @@ func Open(cfg Config) (*Node, error) {
 		return nil, errors.New("raftnode: NodeID, Dir and Log are required")
 	}
 	n := &Node{
-		cfg:     cfg,
-		logger:  cfg.Logger.With("component", "raft"),
-		log:     cfg.Log,
-		reqCh:   make(chan *appendReq, 4096),
-		slots:   make(chan struct{}, cfg.MaxInflight),
-		closing: make(chan struct{}),
+		cfg:       cfg,
+		logger:    cfg.Logger.With("component", "raft"),
+		log:       cfg.Log,
+		reqCh:     make(chan *appendReq, 4096),
+		eraseKick: make(chan struct{}, 1),
+		slots:     make(chan struct{}, cfg.MaxInflight),
+		closing:   make(chan struct{}),
 	}
 	n.pendingCh = make(chan *pending, cfg.MaxInflight)
 	n.appliedSeq.Store(cfg.Log.LastSeq())
@@ -188,11 +199,12 @@ func Open(cfg Config) (*Node, error) {
 		n.compressor.Close()
 		return nil, err
 	}
-	n.wg.Add(4)
+	n.wg.Add(5)
 	go n.commitLoop()
 	go n.waitLoop()
 	go n.leaderLoop()
 	go n.retentionLoop()
+	go n.eraseLoop()
 	return n, nil
 }
 
@@ -209,7 +221,7 @@ func (n *Node) openRaft() error {
 	rc.NoSnapshotRestoreOnStart = true
 
 	var err error
-	n.logStore, err = logstore.Open(logstore.Config{Dir: filepath.Join(cfg.Dir, "raft"), Logger: n.logger})
+	n.logStore, err = logstore.Open(logstore.Config{Dir: filepath.Join(cfg.Dir, "raft"), Logger: n.logger, FS: cfg.PebbleFS})
 	if err != nil {
 		return fmt.Errorf("open raft log store: %w", err)
 	}
@@ -223,6 +235,7 @@ func (n *Node) openRaft() error {
 		return fmt.Errorf("open snapshot store: %w", err)
 	}
 	snaps := &snapshotStore{FileSnapshotStore: fss, log: cfg.Log}
+	n.snaps = snaps
 	if err := n.checkAgainstSnapshot(snaps); err != nil {
 		n.logStore.Close()
 		return err

@@ -190,3 +190,21 @@ func (n *Node) restoreFrames(r io.Reader, firstSeq, lastSeq uint64) error {
 	n.logger.Info("caught up from a snapshot", "frames", appended, "last_seq", n.log.LastSeq())
 	return nil
 }
+
+// readMeta returns the meta line of stored snapshot id.
+func (s *snapshotStore) readMeta(id string) (snapshotMeta, error) {
+	_, rc, err := s.FileSnapshotStore.Open(id)
+	if err != nil {
+		return snapshotMeta{}, fmt.Errorf("open snapshot %s: %w", id, err)
+	}
+	defer rc.Close()
+	line, err := bufio.NewReader(rc).ReadBytes('\n')
+	if err != nil {
+		return snapshotMeta{}, fmt.Errorf("read snapshot %s: %w", id, err)
+	}
+	var sm snapshotMeta
+	if err := json.Unmarshal(line, &sm); err != nil {
+		return snapshotMeta{}, fmt.Errorf("decode snapshot %s: %w", id, err)
+	}
+	return sm, nil
+}

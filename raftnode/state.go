@@ -43,6 +43,9 @@ type State struct {
 	// RetainFrom is the retention cut: the first seq every node keeps (0
 	// or 1: nothing cut). It only moves up.
 	RetainFrom uint64 `json:"retain_from,omitempty"`
+	// Deletions holds every erasure of a session, in ID order: kept so
+	// that an index rebuilt, or a node catching up, runs them too.
+	Deletions []theeye.Deletion `json:"deletions,omitempty"`
 }
 
 // config returns the cluster config in force now.
@@ -70,7 +73,8 @@ func newState() *State {
 
 func (s *State) clone() *State {
 	c := &State{Index: s.Index, Seeded: s.Seeded, RetainFrom: s.RetainFrom, Apps: maps.Clone(s.Apps), Keys: maps.Clone(s.Keys), Nodes: maps.Clone(s.Nodes),
-		Schemas: maps.Clone(s.Schemas), Revalidations: slices.Clip(s.Revalidations), Configs: slices.Clip(s.Configs)}
+		Schemas: maps.Clone(s.Schemas), Revalidations: slices.Clip(s.Revalidations), Configs: slices.Clip(s.Configs),
+		Deletions: slices.Clip(s.Deletions)}
 	if c.Schemas == nil {
 		c.Schemas = map[string][]theeye.Schema{}
 	}
@@ -117,6 +121,16 @@ func (s *State) apply(cmd *command, pos applyPos) (result any, err error) {
 		r.AtSeq = pos.lastSeq
 		s.Revalidations = append(slices.Clip(s.Revalidations), r)
 		return r, nil
+	case opErase:
+		if cmd.Deletion == nil || cmd.Deletion.SessionID == "" {
+			return nil, theeye.Errorf(theeye.EInvalidRequest, "erase needs a session id")
+		}
+		d := *cmd.Deletion
+		d.ID, d.AtSeq = pos.index, pos.lastSeq
+		s.Deletions = append(slices.Clip(s.Deletions), d)
+		return d, nil
+	case opNoop:
+		return nil, nil
 	case opRetain:
 		// Never past what the log holds: the cut names events that exist.
 		if cut := min(cmd.FirstSeq, pos.lastSeq+1); cut > s.RetainFrom {

@@ -3,6 +3,9 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -129,4 +132,122 @@ func deref(p *uint64) uint64 {
 		return 0
 	}
 	return *p
+}
+
+// filesHolding returns the files under dir that hold needle.
+func filesHolding(t *testing.T, dir string, needle []byte) []string {
+	t.Helper()
+	var out []string
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return nil
+		}
+		b, err := os.ReadFile(path)
+		if err == nil && bytes.Contains(b, needle) {
+			out = append(out, strings.TrimPrefix(path, dir))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestEraseSession: DELETE /v1/sessions/{id} erases the session's events
+// logged before it, valid and failed, from every query of every node and
+// from every byte of every node's data dir (log/, index, Raft log store,
+// snapshots, WAL files), checked by reading every file (with no
+// compression, so that it cannot hide them, and a positive control
+// before); later events of the session stay, and a restart brings nothing
+// back.
+func TestEraseSession(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow")
+	}
+	c := startCluster(t, 3, false, "--codec", "none", "--log-segment-size", "16384")
+	key := c.nodes[0].createApp("shop")
+	post := func(p *proc, session, marker string, n int, future bool) ack {
+		ts := "2021-01-01T09:00:00Z"
+		if future {
+			ts = "2099-01-01T00:00:00Z" // fails validation: an error record
+		}
+		var b strings.Builder
+		b.WriteByte('[')
+		for i := range n {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			fmt.Fprintf(&b, `{"id":"%s-%d","session_id":%q,"category":"page interaction","name":"pageview","data":{"m":"%s-%04d"},"timestamp":%q}`,
+				marker, i, session, marker, i, ts)
+		}
+		b.WriteByte(']')
+		return p.post(key, "application/json", []byte(b.String()))
+	}
+	post(c.nodes[0], "victim", "VICTIMVALID", 60, false)
+	post(c.nodes[1], "bystander", "KEEPMARKER", 40, false)
+	post(c.nodes[2], "victim", "VICTIMFAILED", 20, true)
+	a := post(c.nodes[1], "bystander", "KEEPMARKER2", 40, false)
+	for _, p := range c.nodes {
+		p.get(fmt.Sprintf("/v1/events?limit=1&min_seq=%d&wait=30s", a.Seq))
+		// The positive control: the events are on disk before.
+		got := filesHolding(t, p.DataDir, []byte("VICTIMVALID-0007"))
+		t.Logf("%s: before the deletion, the victim's bytes are in %v", p.URL, got)
+		if len(got) == 0 {
+			t.Fatalf("%s: no file holds the victim's event before the deletion: the check would prove nothing", p.DataDir)
+		}
+	}
+
+	var del struct {
+		ID     string `json:"id"`
+		Status string `json:"status"`
+		AtSeq  uint64 `json:"at_seq"`
+	}
+	c.nodes[2].call("DELETE", "/v1/sessions/victim", testAdminKey, "", nil, 202, &del)
+	if del.Status != "pending" || !strings.HasPrefix(del.ID, "del_") || del.AtSeq < a.Seq {
+		t.Fatalf("delete: %+v", del)
+	}
+	later := post(c.nodes[0], "victim", "LATERMARKER", 5, false)
+	for _, p := range c.nodes {
+		waitFor(t, 90*time.Second, "the deletion done on "+p.URL, func() error {
+			var st struct {
+				Status        string `json:"status"`
+				EventsDeleted int    `json:"events_deleted"`
+			}
+			p.call("GET", "/v1/deletions/"+del.ID, testAdminKey, "", nil, 200, &st)
+			if st.Status != "done" {
+				return fmt.Errorf("%+v", st)
+			}
+			if st.EventsDeleted != 80 {
+				return fmt.Errorf("%d events deleted, want 80", st.EventsDeleted)
+			}
+			return nil
+		})
+	}
+	check := func(when string) {
+		t.Helper()
+		for _, p := range c.nodes {
+			evs := p.exportAll(fmt.Sprintf("/v1/sessions/victim/events?min_seq=%d&wait=30s", later.Seq))
+			if len(evs) != 5 || !strings.Contains(string(evs[0].Data), "LATERMARKER") {
+				t.Fatalf("%s %s: the session's events %d, want the 5 sent after the deletion", when, p.URL, len(evs))
+			}
+			_, all, _ := do(t, "GET", p.URL+"/v1/events?category=page+interaction", testAdminKey, "", nil, "Accept", "application/x-ndjson")
+			_, errs, _ := do(t, "GET", p.URL+"/v1/errors", testAdminKey, "", nil, "Accept", "application/x-ndjson")
+			if bytes.Contains(all, []byte("VICTIM")) || bytes.Contains(errs, []byte("VICTIM")) || !bytes.Contains(all, []byte("KEEPMARKER")) {
+				t.Fatalf("%s %s: a query still returns the erased events, or lost the others", when, p.URL)
+			}
+			for _, m := range []string{"VICTIMVALID-00", "VICTIMFAILED-00"} {
+				if got := filesHolding(t, p.DataDir, []byte(m)); len(got) > 0 {
+					t.Fatalf("%s %s: files still hold %s: %v", when, p.DataDir, m, got)
+				}
+			}
+			if got := filesHolding(t, p.DataDir, []byte("KEEPMARKER-0007")); len(got) == 0 {
+				t.Fatalf("%s %s: the bystander's events are gone from disk", when, p.DataDir)
+			}
+		}
+	}
+	check("after the deletion")
+	c.nodes[1].kill9()
+	c.nodes[1].start()
+	check("after a kill -9 and a restart")
 }

@@ -20,6 +20,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/dustin/go-humanize"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -245,6 +246,7 @@ func (m *Main) openNode(s *setup) error {
 		TLS:           s.serverTLS,
 		Raft:          raftCfg,
 		Log:           m.log,
+		PebbleFS:      eyelog.NoReuseFS(vfs.Default),
 		Codec:         s.codec,
 		Logger:        m.Logger,
 		Registerer:    s.reg,
@@ -268,6 +270,7 @@ func (m *Main) openIndex(ctx context.Context, s *setup) error {
 		Dir:        filepath.Join(m.Config.DataDir, "index"),
 		Source:     m.log,
 		Rules:      m.node,
+		FS:         eyelog.NoReuseFS(vfs.Default),
 		CacheSize:  m.Config.CacheSize,
 		Logger:     m.Logger,
 		Registerer: s.reg,
@@ -277,6 +280,7 @@ func (m *Main) openIndex(ctx context.Context, s *setup) error {
 	}
 	m.index = ix
 	m.node.SetPurgedBelow(ix.PurgedBelow) // log/ drops expired segments once the index no longer needs them
+	m.node.SetErasureIndex(ix)
 	ictx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	m.cancelIndex = cancel
 	m.wg.Add(1)

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/hashicorp/raft"
 
 	"github.com/theeye/theeye"
@@ -60,6 +61,9 @@ type Config struct {
 	Logger *slog.Logger
 	// CacheSize is the Pebble block cache size in bytes; 0 means 16 MiB.
 	CacheSize int64
+	// FS is the file system Pebble works on; nil is the OS's (the server
+	// passes log.NoReuseFS, so that no WAL file is written over in place).
+	FS vfs.FS
 }
 
 // Store is a raft.LogStore and raft.StableStore on its own Pebble instance.
@@ -140,6 +144,7 @@ func Open(cfg Config) (*Store, error) {
 		L0StopWritesThreshold:       24,
 		DisableWAL:                  false,
 		DisableAutomaticCompactions: false,
+		FS:                          cfg.FS,
 		EventListener: &pebble.EventListener{
 			// A stall here stalls every Raft append, so make it visible.
 			WriteStallBegin: func(info pebble.WriteStallBeginInfo) {
@@ -362,6 +367,38 @@ func (s *Store) DeleteRange(minIdx, maxIdx uint64) error {
 	s.noteDeleted(start, end, minIdx, maxIdx)
 	return nil
 }
+
+// Purge makes the entries DeleteRange deleted leave every file of the
+// store: it compacts the whole log keyspace down to the bottom level (the
+// deleted entries and their tombstones are dropped) and turns the WAL over
+// until no WAL file that held them is left. With Config.FS a NoReuseFS, a
+// retired WAL file is removed rather than written over. An erasure of a
+// session calls it once Raft's log is truncated past the session's events.
+func (s *Store) Purge(ctx context.Context) error {
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	if err := s.db.Compact(ctx, []byte{0}, []byte{0xff, 0xff}, false); err != nil {
+		return fmt.Errorf("logstore: purge: compact: %w", err)
+	}
+	for i := range walTurnovers {
+		if err := s.SetUint64([]byte(purgeKey), uint64(i)); err != nil {
+			return fmt.Errorf("logstore: purge: %w", err)
+		}
+		if err := s.db.Flush(); err != nil {
+			return fmt.Errorf("logstore: purge: flush: %w", err)
+		}
+	}
+	return nil
+}
+
+// walTurnovers is one more than the retired WAL files Pebble keeps
+// (MemTableStopWritesThreshold+1), plus the current one.
+const walTurnovers = 5
+
+// purgeKey is the stable-store key Purge writes to have something to
+// flush.
+const purgeKey = "TheEyePurge"
 
 // Set stores a stable-store key, synced.
 func (s *Store) Set(key []byte, val []byte) error {
