@@ -53,9 +53,21 @@ type Workload struct {
 	Figures    map[string]float64 `json:"figures"`
 	// Runs are the load-generator measurements behind the figures, with
 	// HDR histograms and throughput series (e.g. "ack", "index_lag").
-	Runs     map[string]Stats `json:"runs,omitempty"`
-	Baseline string           `json:"baseline,omitempty"` // ID/variant of the baseline the ratio is to
-	Ratio    float64          `json:"ratio,omitempty"`
+	Runs map[string]Stats `json:"runs,omitempty"`
+	// Timelines are gauges read during the run (W9's index lag every
+	// 250 ms), drawn as <prefix>-<ID>-<chart>.png.
+	Timelines map[string]Timeline `json:"timelines,omitempty"`
+	Baseline  string              `json:"baseline,omitempty"` // ID/variant of the baseline the ratio is to
+	Ratio     float64             `json:"ratio,omitempty"`
+}
+
+// Timeline is a gauge read over a run: Values[i] was read AtS[i] seconds
+// after the run started.
+type Timeline struct {
+	Chart  string    `json:"chart"` // the chart it is drawn on, e.g. "lag"
+	Unit   string    `json:"unit"`
+	AtS    []float64 `json:"at_s"`
+	Values []float64 `json:"values"`
 }
 
 // Name is "ID variant".
