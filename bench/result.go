@@ -47,7 +47,7 @@ type Machine struct {
 
 // Workload is one measured configuration of a workload (or a baseline).
 type Workload struct {
-	ID         string             `json:"id"`      // W1 … W7, or a baseline name
+	ID         string             `json:"id"`      // W1 … W9, or a baseline name
 	Variant    string             `json:"variant"` // e.g. nodes=3
 	Parameters map[string]any     `json:"parameters,omitempty"`
 	Figures    map[string]float64 `json:"figures"`
@@ -224,6 +224,7 @@ func (r *Result) Markdown() string {
 		}
 		fmt.Fprintf(&b, " %s | %s |\n", strings.Join(other, ", "), ratio)
 	}
+	b.WriteString(overloadTable(r.Workloads))
 	if len(r.Goals) > 0 {
 		b.WriteString("\n| goal | target | measured | met |\n|---|---|---:|---|\n")
 		for _, g := range r.Goals {
