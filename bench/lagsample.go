@@ -92,14 +92,20 @@ func (l *lagSampler) stop() []lagSample {
 	return slices.Clone(l.samples)
 }
 
+// lagReadTimeout bounds one sample's reads. An overloaded node can take
+// over a second to answer, and a sample missed then is one of the worst:
+// better late than not at all.
+const lagReadTimeout = 3 * time.Second
+
 // read takes one sample: every node's /v1/cluster/self at once, then the
 // /metrics of the node that says it leads (the gauges are 0 on the
-// others), each bounded by a second.
+// others). The sample is dated when the last status came back, so the
+// bench's own lag errs high, never low, by how long that took.
 func (l *lagSampler) read(ctx context.Context) lagSample {
-	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	ctx, cancel := context.WithTimeout(ctx, lagReadTimeout)
 	defer cancel()
 	n := len(l.nodes)
-	sm := lagSample{at: time.Now(), nodeApplied: make([]uint64, n), indexed: make([]uint64, n), ready: make([]bool, n), have: make([]bool, n)}
+	sm := lagSample{nodeApplied: make([]uint64, n), indexed: make([]uint64, n), ready: make([]bool, n), have: make([]bool, n)}
 	leader := -1
 	var mu sync.Mutex
 	var wg sync.WaitGroup
@@ -120,6 +126,7 @@ func (l *lagSampler) read(ctx context.Context) lagSample {
 		}()
 	}
 	wg.Wait()
+	sm.at = time.Now()
 	if leader < 0 {
 		return sm
 	}
