@@ -309,13 +309,13 @@ func (s *Suite) w9Run(ctx context.Context, t target, nodes []*Node, capacity, fa
 		}
 		return 0, 0, fmt.Errorf("%s (%d)", o, a.status)
 	})
-	loadEnd := time.Now()
 	if err != nil {
 		sampler.stop()
 		return Workload{}, fmt.Errorf("W9 %s: %w", variant, err)
 	}
 	applied, indexed, drained := s.w9Drain(ctx, nodes, 2*time.Minute)
 	samples := sampler.stop()
+	end := time.Now()
 
 	elapsed := st.Elapsed
 	off := offered.Stats(elapsed)
@@ -380,7 +380,7 @@ func (s *Suite) w9Run(ctx context.Context, t target, nodes []*Node, capacity, fa
 	acks := slices.Clone(tally.acks)
 	tally.mu.Unlock()
 
-	s.w9Lag(&w, nodes, samples, start, loadEnd)
+	s.w9Lag(&w, nodes, samples, start, end)
 	s.w9Lost(&w, nodes, acks, before, applied, indexed)
 	if drained >= 0 {
 		f["drain_s"] = drained.Seconds()
@@ -450,9 +450,11 @@ func (s *Suite) w9Drain(ctx context.Context, nodes []*Node, timeout time.Duratio
 	}
 }
 
-// w9Lag adds the lag figures over the load window [from, to] and the lag
-// timelines over the whole sampling (load and drain): the leader's gauge,
-// the bench's worst node, and each node's.
+// w9Lag adds the lag figures and timelines over [from, to]: the load and
+// the drain after it, until every node had indexed all that was applied
+// (what readers of the events acknowledged under the load saw). The
+// timelines are the leader's gauge, the bench's worst node, and each
+// node's.
 func (s *Suite) w9Lag(w *Workload, nodes []*Node, samples []lagSample, from, to time.Time) {
 	lags := nodeLags(samples)
 	gauge := Timeline{Chart: "lag", Unit: "s"}
@@ -509,13 +511,13 @@ func (s *Suite) w9Lag(w *Workload, nodes []*Node, samples []lagSample, from, to 
 		}
 	}
 	f["lag_samples"] = float64(len(win))
-	// Readings due every 250 ms over the load that did not come (a
-	// reading that took long delays the next).
+	// Readings due every 250 ms that did not come (a reading that took
+	// long delays the next).
 	due := int(to.Sub(from)/lagSampleEvery) + 1
 	if missed := due - len(win); missed > 0 {
 		f["lag_samples_missed"] = float64(missed)
 		if missed > due/10 {
-			s.note("W9 %s: %d of %d lag readings due during the load did not come (the nodes answered slowly or not at all): the lag percentiles are of the %d that did", w.Variant, missed, due, len(win))
+			s.note("W9 %s: %d of %d lag readings due during the load and drain did not come (the nodes answered slowly or not at all): the lag percentiles are of the %d that did", w.Variant, missed, due, len(win))
 		}
 	}
 	if v, ok := quantile(win, 0.5); ok {
