@@ -75,7 +75,7 @@ fuzz:
 	$(GO) test -run=NONE -fuzz=FuzzNodeProofVerify -fuzztime=$(FUZZTIME) ./api
 	$(GO) test -run=NONE -fuzz=FuzzBearer -fuzztime=$(FUZZTIME) ./api
 
-## bench: the whole suite (bench/): W1–W7 on real nodes, baselines, micro-benchmarks; results in bench/results (≤ 20 min)
+## bench: the whole suite (bench/): W1–W7 and W9 on real nodes, baselines, micro-benchmarks; results in bench/results (≤ 20 min)
 ##        PROFILE=1 adds CPU/alloc profiles (each node per workload, load generator, micro-benchmarks) in
 ##        bench/results/<...>-profiles/: go tool pprof -top bench/results/<...>-profiles/<file>; EVENTS=N sets the W4 store size
 BENCHSTAT := golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da

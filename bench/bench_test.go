@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"encoding/json"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -204,5 +205,24 @@ func TestProfileName(t *testing.T) {
 		if got := profileName(in[0], in[1], in[2]); got != want {
 			t.Errorf("profileName(%q, %q, %q) = %q, want %q", in[0], in[1], in[2], got, want)
 		}
+	}
+}
+
+// A workload's timelines become a chart of their own, named after their
+// chart, with a line per workload and timeline.
+func TestTimelineChart(t *testing.T) {
+	r := &Result{Workloads: []Workload{{ID: "W9", Variant: "v", Figures: map[string]float64{},
+		Timelines: map[string]Timeline{"a": {Chart: "lag", Unit: "s", AtS: []float64{0, 0.25}, Values: []float64{0, 0.5}},
+			"b": {Chart: "lag", Unit: "s", AtS: []float64{0, 0.25}, Values: []float64{1, 0}}}}}}
+	prefix := filepath.Join(t.TempDir(), "r")
+	files, err := WriteCharts(r, prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) != 1 || files[0] != "r-W9-lag.png" {
+		t.Fatalf("charts %v", files)
+	}
+	if fi, err := os.Stat(prefix + "-W9-lag.png"); err != nil || fi.Size() == 0 {
+		t.Fatalf("lag chart: %v", err)
 	}
 }

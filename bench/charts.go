@@ -18,6 +18,14 @@ import (
 type chartGroup struct {
 	id    string
 	lines []chartLine
+	// timelines are the group's gauges by chart name, in the order met.
+	charts    []string
+	timelines map[string][]timelineLine
+}
+
+type timelineLine struct {
+	label string
+	tl    Timeline
 }
 
 type chartLine struct {
@@ -26,18 +34,19 @@ type chartLine struct {
 }
 
 // groups collects, per workload id, every run with a latency histogram
-// (the no-op baseline goes with the workload whose load it ran).
+// or a throughput series (the no-op baseline goes with the workload whose
+// load it ran), and every timeline.
 func groups(r *Result) []chartGroup {
 	byID := map[string]*chartGroup{}
 	var order []string
-	add := func(id, label string, st Stats) {
+	group := func(id string) *chartGroup {
 		g, ok := byID[id]
 		if !ok {
-			g = &chartGroup{id: id}
+			g = &chartGroup{id: id, timelines: map[string][]timelineLine{}}
 			byID[id] = g
 			order = append(order, id)
 		}
-		g.lines = append(g.lines, chartLine{label: label, st: st})
+		return g
 	}
 	for _, w := range append(append([]Workload(nil), r.Baselines...), r.Workloads...) {
 		id := w.ID
@@ -52,7 +61,15 @@ func groups(r *Result) []chartGroup {
 			if len(w.Runs) > 1 {
 				label += " " + k
 			}
-			add(id, label, w.Runs[k])
+			g := group(id)
+			g.lines = append(g.lines, chartLine{label: label, st: w.Runs[k]})
+		}
+		for _, k := range slices.Sorted(maps.Keys(w.Timelines)) {
+			g, tl := group(id), w.Timelines[k]
+			if _, ok := g.timelines[tl.Chart]; !ok {
+				g.charts = append(g.charts, tl.Chart)
+			}
+			g.timelines[tl.Chart] = append(g.timelines[tl.Chart], timelineLine{label: w.Name() + " " + k, tl: tl})
 		}
 	}
 	out := make([]chartGroup, 0, len(order))
@@ -133,8 +150,41 @@ func WriteCharts(r *Result, prefix string) ([]string, error) {
 			}
 			files = append(files, filepath.Base(base+"-latency.png"))
 		}
+		for _, c := range g.charts {
+			f, err := timelineChart(g.id, c, g.timelines[c], base+"-"+c+".png")
+			if err != nil {
+				return files, err
+			}
+			files = append(files, f)
+		}
 	}
 	return files, nil
+}
+
+// timelineChart draws the gauges of one chart over time into file.
+func timelineChart(id, chart string, lines []timelineLine, file string) (string, error) {
+	p := plot.New()
+	p.Title.Text = id + ": " + chart + " over time"
+	p.X.Label.Text = "s"
+	p.Y.Label.Text = lines[0].tl.Unit
+	p.Legend.Top = true
+	p.Legend.TextStyle.Font.Size = vg.Points(7)
+	for i, ln := range lines {
+		if len(ln.tl.Values) == 0 {
+			continue
+		}
+		pts := make(plotter.XYs, len(ln.tl.Values))
+		for j, v := range ln.tl.Values {
+			pts[j].X, pts[j].Y = ln.tl.AtS[j], v
+		}
+		if err := addLine(p, pts, i, ln.label); err != nil {
+			return "", fmt.Errorf("chart %s %s: %w", id, chart, err)
+		}
+	}
+	if err := p.Save(6*vg.Inch, 3.5*vg.Inch, file); err != nil {
+		return "", fmt.Errorf("chart %s %s: %w", id, chart, err)
+	}
+	return filepath.Base(file), nil
 }
 
 // nines maps a percentile to the number of nines: 90 → 1, 99 → 2, 99.9 → 3.

@@ -136,6 +136,10 @@ type SelfStatus struct {
 	Leader     string `json:"leader"`
 	AppliedSeq uint64 `json:"applied_seq"`
 	IndexedSeq uint64 `json:"indexed_seq"`
+	// Ready is the node's /readyz verdict; the leader counts a follower's
+	// index lag only while it is ready.
+	Ready    bool   `json:"ready"`
+	NotReady string `json:"not_ready,omitempty"`
 }
 
 // Self asks the node for its own status.

@@ -47,15 +47,27 @@ type Machine struct {
 
 // Workload is one measured configuration of a workload (or a baseline).
 type Workload struct {
-	ID         string             `json:"id"`      // W1 … W7, or a baseline name
+	ID         string             `json:"id"`      // W1 … W9, or a baseline name
 	Variant    string             `json:"variant"` // e.g. nodes=3
 	Parameters map[string]any     `json:"parameters,omitempty"`
 	Figures    map[string]float64 `json:"figures"`
 	// Runs are the load-generator measurements behind the figures, with
 	// HDR histograms and throughput series (e.g. "ack", "index_lag").
-	Runs     map[string]Stats `json:"runs,omitempty"`
-	Baseline string           `json:"baseline,omitempty"` // ID/variant of the baseline the ratio is to
-	Ratio    float64          `json:"ratio,omitempty"`
+	Runs map[string]Stats `json:"runs,omitempty"`
+	// Timelines are gauges read during the run (W9's index lag every
+	// 250 ms), drawn as <prefix>-<ID>-<chart>.png.
+	Timelines map[string]Timeline `json:"timelines,omitempty"`
+	Baseline  string              `json:"baseline,omitempty"` // ID/variant of the baseline the ratio is to
+	Ratio     float64             `json:"ratio,omitempty"`
+}
+
+// Timeline is a gauge read over a run: Values[i] was read AtS[i] seconds
+// after the run started.
+type Timeline struct {
+	Chart  string    `json:"chart"` // the chart it is drawn on, e.g. "lag"
+	Unit   string    `json:"unit"`
+	AtS    []float64 `json:"at_s"`
+	Values []float64 `json:"values"`
 }
 
 // Name is "ID variant".
@@ -212,6 +224,7 @@ func (r *Result) Markdown() string {
 		}
 		fmt.Fprintf(&b, " %s | %s |\n", strings.Join(other, ", "), ratio)
 	}
+	b.WriteString(overloadTable(r.Workloads))
 	if len(r.Goals) > 0 {
 		b.WriteString("\n| goal | target | measured | met |\n|---|---|---:|---|\n")
 		for _, g := range r.Goals {

@@ -22,7 +22,7 @@ import (
 // Config is what one run of the suite does.
 type Config struct {
 	Quick     bool
-	Workloads map[string]bool // W1 … W7; empty means all
+	Workloads map[string]bool // W1 … W9; empty means all
 	Events    int64           // W4 store size
 	Profile   bool            // start the nodes with --pprof
 	// ProfileDir, with Profile, gets a CPU and an allocation profile of
@@ -37,6 +37,7 @@ type Config struct {
 	W3Rate     float64       // events/s
 	W3Duration time.Duration
 	W4Duration time.Duration // per query kind
+	W9Duration time.Duration // per offered rate
 	LoadBudget time.Duration // the most W4 may spend loading its store
 	Bucket     time.Duration // throughput series resolution
 
@@ -56,11 +57,13 @@ func DefaultConfig(quick bool) Config {
 		c.Events = 100_000
 		c.Warmup, c.Duration = 1*time.Second, 4*time.Second
 		c.W3Duration, c.W4Duration = 6*time.Second, 3*time.Second
+		c.W9Duration = 10 * time.Second
 		c.LoadBudget = 30 * time.Second
 	} else {
 		c.Events = 10_000_000
 		c.Warmup, c.Duration = 3*time.Second, 20*time.Second
 		c.W3Duration, c.W4Duration = 60*time.Second, 15*time.Second
+		c.W9Duration = 60 * time.Second
 		c.LoadBudget = 6 * time.Minute
 		c.Bucket = time.Second
 	}
@@ -103,7 +106,7 @@ func NewSuite(cfg Config, procs *theeyetest.Procs, res *Result) *Suite {
 }
 
 // Steps is how many progress steps Run reports.
-func (s *Suite) Steps() int { return 9 }
+func (s *Suite) Steps() int { return 12 }
 
 // note adds a line to the result's notes and logs it.
 func (s *Suite) note(format string, args ...any) {
@@ -123,7 +126,7 @@ func (s *Suite) Run(ctx context.Context) error {
 		{"baseline fsync", s.cfg.runs("W1") || s.cfg.runs("W2"), s.fsyncCeiling},
 		{"baseline http no-op", s.cfg.runs("W1") || s.cfg.runs("W2"), s.noopCeiling},
 		{"W1/W2 1 node", s.cfg.runs("W1") || s.cfg.runs("W2") || s.cfg.runs("W6") || s.cfg.runs("W7"), func(ctx context.Context) error { return s.ingestPhase(ctx, 1) }},
-		{"W3/W1/W2 3 nodes", s.cfg.runs("W1") || s.cfg.runs("W2") || s.cfg.runs("W3"), func(ctx context.Context) error { return s.ingestPhase(ctx, 3) }},
+		{"W3/W1/W2/W9 3 nodes", s.cfg.runs("W1") || s.cfg.runs("W2") || s.cfg.runs("W3") || s.cfg.runs("W9"), func(ctx context.Context) error { return s.ingestPhase(ctx, 3) }},
 		{"W4/W5 store", s.cfg.runs("W4") || s.cfg.runs("W5"), s.storePhase},
 	}
 	var errs []error
@@ -476,7 +479,8 @@ func (s *Suite) w2(ctx context.Context, t target, nodes []*Node) (Workload, erro
 }
 
 // ingestPhase runs W1 and W2 (and W3 with 3 nodes) on a fresh cluster of
-// n nodes, then measures W6 (disk per event) and W7 (peak RSS).
+// n nodes, then measures W6 (disk per event) and W7 (peak RSS), then (3
+// nodes) overloads it: W9, last, so W6 and W7 keep measuring W1–W3.
 func (s *Suite) ingestPhase(ctx context.Context, n int) error {
 	name := fmt.Sprintf("ingest-%d", n)
 	nodes, err := s.startCluster(ctx, name, n)
@@ -530,6 +534,13 @@ func (s *Suite) ingestPhase(ctx context.Context, n int) error {
 	s.mu.Unlock()
 	s.storage(fmt.Sprintf("nodes=%d after W1–W3", n), nodes, int64(applied), raw)
 	s.memory(fmt.Sprintf("nodes=%d during W1–W3", n), nodes)
+	if n > 1 && s.cfg.runs("W9") {
+		w9, err := s.w9(ctx, t, nodes)
+		s.res.Workloads = append(s.res.Workloads, w9...)
+		if err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
