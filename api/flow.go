@@ -52,6 +52,9 @@ type flow struct {
 	overload *theeye.Error   // the current 429 overloaded, nil when none; guarded by mu
 	full     *theeye.Error   // the current 507, nil when none; guarded by mu
 	lag      lagView         // for metrics and /status; guarded by mu
+
+	pollMu   sync.Mutex
+	readings map[string]*peerReading // by HTTP address; guarded by pollMu
 }
 
 // lagView is the worst index lag among the ready members.
@@ -121,14 +124,36 @@ func (f *flow) sample(ctx context.Context) {
 	f.decide(now, applied)
 }
 
-// memberStatuses returns this node's status and each reachable member's.
+// peerReading is the last status a member reported, and when.
+type peerReading struct {
+	st      selfStatus
+	at      time.Time
+	polling bool // a poll of this member is in flight
+}
+
+// peerStale is how old a member's last report may be before the member
+// counts as unreachable (several flow intervals: one slow answer does not
+// flap it, a member gone for good stops holding the cluster back soon).
+const peerStale = 8 * flowInterval
+
+// memberStatuses returns this node's status and each member's last
+// report. It never waits on a member: each is polled in the background
+// (one poll in flight per member), and the sample reads the last answer,
+// so a slow or dead peer delays no decision. A member with no report
+// newer than peerStale is "unreachable".
 func (s *Server) memberStatuses(ctx context.Context) []selfStatus {
 	st, err := s.cfg.Node.Stats()
 	if err != nil {
 		return []selfStatus{s.self()}
 	}
+	f := s.flow
+	now := s.cfg.Now()
 	out := make([]selfStatus, len(st.Servers))
-	var wg sync.WaitGroup
+	f.pollMu.Lock()
+	defer f.pollMu.Unlock()
+	if f.readings == nil {
+		f.readings = make(map[string]*peerReading)
+	}
 	for i, sv := range st.Servers {
 		if sv.ID == s.cfg.Node.ID() {
 			out[i] = s.self()
@@ -138,16 +163,31 @@ func (s *Server) memberStatuses(ctx context.Context) []selfStatus {
 		if sv.HTTPAddr == "" {
 			continue
 		}
-		wg.Add(1)
-		go func(i int, addr string) {
-			defer wg.Done()
-			if ps, err := s.peerStatus(ctx, addr); err == nil {
-				out[i] = ps
-			}
-		}(i, sv.HTTPAddr)
+		rd := f.readings[sv.HTTPAddr]
+		if rd == nil {
+			rd = &peerReading{}
+			f.readings[sv.HTTPAddr] = rd
+		}
+		if !rd.at.IsZero() && now.Sub(rd.at) <= peerStale && rd.st.ID == sv.ID {
+			out[i] = rd.st
+		}
+		if !rd.polling {
+			rd.polling = true
+			go f.poll(ctx, sv.HTTPAddr, rd)
+		}
 	}
-	wg.Wait()
 	return out
+}
+
+// poll asks one member for its status and keeps the answer.
+func (f *flow) poll(ctx context.Context, addr string, rd *peerReading) {
+	ps, err := f.s.peerStatus(ctx, addr)
+	f.pollMu.Lock()
+	defer f.pollMu.Unlock()
+	rd.polling = false
+	if err == nil {
+		rd.st, rd.at = ps, f.s.cfg.Now()
+	}
 }
 
 // delayOf is how long ago the leader applied the first seq after indexed.
@@ -213,21 +253,39 @@ func (f *flow) decide(now time.Time, applied uint64) {
 
 	f.overload = nil
 	queue := s.cfg.Node.QueueDepth()
+	// Events committed to nobody yet are lag the index cannot see.
+	f.lag.events += uint64(queue)
 	switch {
 	case f.lag.events > s.cfg.MaxIndexLag || f.lag.delay > s.cfg.MaxIndexDelay:
-		secs := 1
-		if f.rate > 0 {
-			secs = int(math.Ceil(float64(f.lag.events) / f.rate))
-		}
-		secs = min(max(secs, 1), 60)
+		secs := retryAfter(f.lag, s.cfg.MaxIndexLag, s.cfg.MaxIndexDelay)
 		f.overload = theeye.Errorf(theeye.EOverloaded,
 			"the cluster is indexing behind what it acknowledged (node %s: %d events, %s behind; limits %d events, %s); retry in %d s",
 			f.lag.node, f.lag.events, f.lag.delay.Round(time.Millisecond), s.cfg.MaxIndexLag, s.cfg.MaxIndexDelay, secs).
 			WithDetail(retryAfterDetail, secs).WithDetail("lag_events", f.lag.events).WithDetail("lag_seconds", f.lag.delay.Seconds())
 	case queue > s.cfg.MaxCommitQueue:
-		f.overload = theeye.Errorf(theeye.EOverloaded, "the commit queue holds %d requests (limit %d); retry in 1 s", queue, s.cfg.MaxCommitQueue).
-			WithDetail(retryAfterDetail, 1)
+		secs := 1
+		if f.rate > 0 {
+			secs = min(max(int(math.Ceil(float64(queue-s.cfg.MaxCommitQueue/2)/f.rate)), 1), maxRetryAfter)
+		}
+		f.overload = theeye.Errorf(theeye.EOverloaded, "%d events wait to be committed (limit %d); retry in %d s", queue, s.cfg.MaxCommitQueue, secs).
+			WithDetail(retryAfterDetail, secs)
 	}
+}
+
+// maxRetryAfter caps the Retry-After of an overload: past it, clients
+// would come back long after the cluster has caught up.
+const maxRetryAfter = 10
+
+// retryAfter is how long the cluster needs to get back to half its limits
+// when nothing more comes: the delay over half maxDelay (the delay is the
+// measure that holds whichever node is behind), or the events over half
+// maxLag at the indexing rate; 1 to maxRetryAfter seconds.
+func retryAfter(l lagView, maxLag uint64, maxDelay time.Duration) int {
+	secs := (l.delay - maxDelay/2).Seconds()
+	if l.events > maxLag && l.rate > 0 {
+		secs = max(secs, float64(l.events-maxLag/2)/l.rate)
+	}
+	return min(max(int(math.Ceil(secs)), 1), maxRetryAfter)
 }
 
 // admitWrite returns the 507 that refuses writes now, or nil.

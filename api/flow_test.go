@@ -47,7 +47,7 @@ func (x *flowIndex) IndexedSeq() uint64 { return x.indexed }
 func TestOverload(t *testing.T) {
 	clk := &clock{t: time.Unix(1_800_000_000, 0)}
 	n, ix := &flowNode{applied: 0}, &flowIndex{}
-	s := New(Config{Node: n, Index: ix, Now: clk.now, MaxIndexLag: 100_000, MaxIndexDelay: 2 * time.Second})
+	s := New(Config{Node: n, Index: ix, Now: clk.now, MaxIndexLag: 100_000, MaxIndexDelay: 2 * time.Second, MaxCommitQueue: 4096})
 	step := func(d time.Duration, applied, indexed uint64) error {
 		clk.t = clk.t.Add(d)
 		n.applied, ix.indexed = applied, indexed
@@ -68,10 +68,11 @@ func TestOverload(t *testing.T) {
 	if !ok || e.Code != theeye.EOverloaded {
 		t.Fatalf("2.5 s behind: %v, want overloaded", err)
 	}
-	// 4,000 events behind at the measured indexing rate.
+	// Retry-After is the time back to half the delay limit when nothing
+	// more comes: the delay less 1 s, rounded up.
 	lag := s.flow.lagNow()
-	if want := int(math.Ceil(4000 / lag.rate)); lag.rate <= 0 || e.Details[retryAfterDetail].(int) != want {
-		t.Fatalf("Retry-After %v s at %.0f events/s, want %d (the lag over the rate)", e.Details[retryAfterDetail], lag.rate, want)
+	if want := int(math.Ceil((lag.delay - time.Second).Seconds())); lag.delay <= 2*time.Second || e.Details[retryAfterDetail].(int) != want {
+		t.Fatalf("Retry-After %v s at %s behind, want %d (the delay over half the limit)", e.Details[retryAfterDetail], lag.delay, want)
 	}
 	rec := httptest.NewRecorder()
 	s.writeError(rec, httptest.NewRequest("POST", "/v1/events", nil), err)
@@ -86,7 +87,7 @@ func TestOverload(t *testing.T) {
 	}
 	n.applied, ix.indexed, n.queue = 300_000, 300_000, 5000
 	if err := step(time.Second, 300_000, 300_000); theeye.ErrorCode(err) != theeye.EOverloaded {
-		t.Fatalf("a commit queue of 5000 requests: %v", err)
+		t.Fatalf("a commit queue of 5000 events: %v", err)
 	}
 }
 

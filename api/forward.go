@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/julienschmidt/httprouter"
@@ -23,7 +25,16 @@ const forwardTimeout = 30 * time.Second
 // forwarded, once, to the leader and its answer relayed, so a client never
 // has to find the leader. A forwarded request that reaches a node that is
 // no longer the leader gets 503 + Retry-After, never a second hop.
-func (s *Server) leaderOnly(h handler) handler {
+func (s *Server) leaderOnly(h handler) handler { return s.toLeader(h, nil) }
+
+// leaderOnlyIngest is leaderOnly for ingest: while the leader's last
+// answer to a forwarded batch was "slow down" (429 overloaded or 507),
+// this follower gives that answer itself until its Retry-After has
+// passed, without reading the body or sending it on, so an overloaded
+// leader is not also made to read what it will refuse.
+func (s *Server) leaderOnlyIngest(h handler) handler { return s.toLeader(h, &s.ingestRefusal) }
+
+func (s *Server) toLeader(h handler, keep *refusalCache) handler {
 	return func(w http.ResponseWriter, r *http.Request, ps httprouter.Params, c *caller) {
 		if s.cfg.Node.IsLeader() {
 			h(w, r, ps, c)
@@ -38,8 +49,67 @@ func (s *Server) leaderOnly(h handler) handler {
 			s.writeError(w, r, theeye.Errorf(theeye.EUnavailable, "the cluster has no leader right now; retry"))
 			return
 		}
-		s.forward(w, r, leaderID, leaderURL)
+		if keep != nil && keep.answer(w, s.cfg.Now(), leaderID) {
+			s.m.forwards.WithLabelValues("kept").Inc()
+			return
+		}
+		s.forward(w, r, leaderID, leaderURL, keep)
 	}
+}
+
+// refusalCache is a follower's copy of the leader's last "slow down".
+type refusalCache struct {
+	mu     sync.Mutex
+	leader string    // who said it; guarded by mu
+	until  time.Time // when it lapses; guarded by mu
+	status int       // guarded by mu
+	body   []byte    // guarded by mu
+}
+
+// maxKeptRefusal bounds the body of a kept refusal (an error body is a
+// few hundred bytes).
+const maxKeptRefusal = 16 << 10
+
+// answer writes the kept refusal if the same leader gave it and it has
+// not lapsed.
+func (k *refusalCache) answer(w http.ResponseWriter, now time.Time, leader string) bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.leader != leader || !now.Before(k.until) {
+		return false
+	}
+	secs := int(math.Ceil(k.until.Sub(now).Seconds()))
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Retry-After", strconv.Itoa(max(secs, 1)))
+	w.Header().Set("X-Eye-Leader", leader)
+	w.WriteHeader(k.status)
+	w.Write(k.body)
+	return true
+}
+
+// keep records resp if it is a cluster-wide "slow down" (overloaded or
+// short of disk; a key's own rate limit is not), and returns its body.
+func (k *refusalCache) keep(resp *http.Response, now time.Time, leader string) (io.Reader, bool) {
+	if resp.StatusCode != http.StatusTooManyRequests && resp.StatusCode != http.StatusInsufficientStorage {
+		return resp.Body, false
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxKeptRefusal+1))
+	rest := io.MultiReader(bytes.NewReader(body), resp.Body)
+	if err != nil || len(body) > maxKeptRefusal {
+		return rest, false
+	}
+	var e errorBody
+	if json.Unmarshal(body, &e) != nil || (e.Error.Code != theeye.EOverloaded && e.Error.Code != theeye.EInsufficientStorage) {
+		return rest, false
+	}
+	secs, err := strconv.Atoi(resp.Header.Get("Retry-After"))
+	if err != nil || secs < 1 {
+		return rest, false
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.leader, k.until, k.status, k.body = leader, now.Add(time.Duration(min(secs, maxRetryAfter))*time.Second), resp.StatusCode, body
+	return rest, true
 }
 
 // storing wraps an admin write that stores something (an app, a key, a
@@ -70,7 +140,8 @@ func forwardedCredentials(h http.Header) string {
 
 // forward relays r to the leader with the client's credentials and this
 // node's proof (X-Eye-Forwarded), and copies the answer back.
-func (s *Server) forward(w http.ResponseWriter, r *http.Request, leaderID, leaderURL string) {
+// keep, when not nil, records a "slow down" answer for leaderOnlyIngest.
+func (s *Server) forward(w http.ResponseWriter, r *http.Request, leaderID, leaderURL string, keep *refusalCache) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBody))
 	if err != nil {
 		s.writeError(w, r, theeye.Errorf(theeye.EBodyTooLarge, "the body is over the %d-byte limit", s.cfg.MaxBody).WithDetail("limit", s.cfg.MaxBody))
@@ -115,8 +186,12 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, leaderID, leade
 		}
 	}
 	w.Header().Set("X-Eye-Leader", leaderID)
+	var answer io.Reader = resp.Body
+	if keep != nil {
+		answer, _ = keep.keep(resp, s.cfg.Now(), leaderID)
+	}
 	w.WriteHeader(resp.StatusCode)
-	io.Copy(w, resp.Body)
+	io.Copy(w, answer)
 }
 
 // selfStatus is what one node reports of itself to the others.

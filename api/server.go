@@ -36,7 +36,8 @@ type Node interface {
 	FirstSeq() uint64
 	RetainFrom() uint64
 	Stats() (raftnode.Stats, error)
-	// QueueDepth is how many ingest requests wait for their Raft entry.
+	// QueueDepth is how many acknowledged-to-nobody events wait for, or
+	// sit in, a Raft entry not yet applied.
 	QueueDepth() int
 	// State is the node's Raft state; Healthy why it cannot write its
 	// stores now (nil when it can).
@@ -104,8 +105,8 @@ type Config struct {
 
 	// Flow control (flow.go). MaxIndexLag and MaxIndexDelay: a ready
 	// member further behind than either makes ingest 429 overloaded
-	// (defaults 1,000,000 events, 2 s); MaxCommitQueue: as many requests
-	// waiting for Raft do too (default 2048). MinFreeDisk: the disk
+	// (defaults 1,000,000 events, 2 s); MaxCommitQueue: as many events
+	// waiting for Raft do too (default 50,000: a few seconds of indexing). MinFreeDisk: the disk
 	// watermark below which writes are 507 (0: 1 GiB or 5 % of the file
 	// system, the smaller). DataDir is where the disk is read ("": no
 	// disk watch); DiskStores names each store's dir for the metrics.
@@ -161,7 +162,7 @@ func (c *Config) setDefaults() {
 		c.MaxIndexDelay = 2 * time.Second
 	}
 	if c.MaxCommitQueue <= 0 {
-		c.MaxCommitQueue = 2048
+		c.MaxCommitQueue = 50_000
 	}
 	if c.ReadHeaderTimeout <= 0 {
 		c.ReadHeaderTimeout = 10 * time.Second
@@ -200,8 +201,11 @@ type Server struct {
 	limits      *keyLimiters
 	flow        *flow
 	disk        *diskWatch
-	stopFlow    context.CancelFunc
-	flowDone    chan struct{}
+	// ingestRefusal is the leader's last "slow down" to ingest, kept on a
+	// follower (leaderOnlyIngest).
+	ingestRefusal refusalCache
+	stopFlow      context.CancelFunc
+	flowDone      chan struct{}
 }
 
 // New builds a Server; Serve starts it.
@@ -236,7 +240,7 @@ type route struct {
 // registers and what the OpenAPI test checks /openapi.json against.
 func (s *Server) routeTable() []route {
 	return []route{
-		{http.MethodPost, "/v1/events", s.auth(theeye.ScopeIngest, s.leaderOnly(s.handleIngest))},
+		{http.MethodPost, "/v1/events", s.auth(theeye.ScopeIngest, s.leaderOnlyIngest(s.handleIngest))},
 		{http.MethodGet, "/v1/events", s.auth(theeye.ScopeRead, s.handleEvents)},
 		{http.MethodGet, "/v1/sessions/:session_id/events", s.auth(theeye.ScopeRead, s.handleSessionEvents)},
 		{http.MethodDelete, "/v1/sessions/:session_id", s.auth(theeye.ScopeAdmin, s.leaderOnly(s.handleEraseSession))},
@@ -427,7 +431,7 @@ func (s *Server) authenticate(scope theeye.Scope, nodeOK bool, h handler) httpro
 			if theeye.ErrorCode(err) == theeye.EUnauthorized && r.Header.Get("Authorization") != "" &&
 				c.forwardedBy == "" && !s.cfg.Node.IsLeader() {
 				if id, url := s.cfg.Node.Leader(); id != "" && url != "" {
-					s.forward(w, r, id, url)
+					s.forward(w, r, id, url, nil)
 					return
 				}
 			}

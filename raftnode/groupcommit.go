@@ -58,11 +58,16 @@ func (n *Node) Append(ctx context.Context, envs []theeye.Envelope) (uint64, erro
 		payload = log.AppendEnvelope(payload, &envs[i])
 	}
 	req := &appendReq{payload: payload, count: len(envs), done: make(chan appendResp, 1)}
+	// Counted before the send: the commit loop may answer (and uncount)
+	// the request before this goroutine runs again.
+	n.queued.Add(int64(len(envs)))
 	select {
 	case n.reqCh <- req:
 	case <-ctx.Done():
+		n.queued.Add(-int64(len(envs)))
 		return 0, fmt.Errorf("queue events: %w", ctx.Err())
 	case <-n.closing:
+		n.queued.Add(-int64(len(envs)))
 		return 0, ErrClosed
 	}
 	select {
@@ -73,9 +78,10 @@ func (n *Node) Append(ctx context.Context, envs []theeye.Envelope) (uint64, erro
 	}
 }
 
-// QueueDepth returns how many ingest requests wait to go into a Raft
-// entry (flow control reads it).
-func (n *Node) QueueDepth() int { return len(n.reqCh) }
+// QueueDepth returns how many events are acknowledged to nobody yet:
+// queued for a Raft entry or in an entry not yet applied (flow control
+// reads it: they are lag the index cannot see).
+func (n *Node) QueueDepth() int { return int(n.queued.Load()) }
 
 // commitLoop takes a slot (at most MaxInflight entries in flight), then
 // gathers every request already waiting, up to the batch bounds, into one
@@ -121,6 +127,7 @@ func (n *Node) commitLoop() {
 		if err != nil {
 			<-n.slots
 			for _, r := range reqs {
+				n.queued.Add(-int64(r.count))
 				r.done <- appendResp{err: err}
 			}
 			continue
@@ -159,6 +166,7 @@ func (n *Node) waitLoop() {
 		}
 		seq := res.firstSeq
 		for _, r := range p.reqs {
+			n.queued.Add(-int64(r.count))
 			if err != nil {
 				r.done <- appendResp{err: err}
 				continue
@@ -175,6 +183,7 @@ func (n *Node) failQueued() {
 	for {
 		select {
 		case r := <-n.reqCh:
+			n.queued.Add(-int64(r.count))
 			r.done <- appendResp{err: ErrClosed}
 		default:
 			return

@@ -142,6 +142,8 @@ type Node struct {
 	raftBind string // the address the Raft listener is bound to
 	// appliedSeq is the last seq the FSM appended to log/.
 	appliedSeq atomic.Uint64
+	// queued counts the events of Append calls not answered yet.
+	queued atomic.Int64
 	// ioErr is why the FSM cannot write now (retryIO), nil when it can.
 	ioErr atomic.Pointer[error]
 	// purgedBelow reports how far the index has purged expired events
