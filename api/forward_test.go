@@ -15,7 +15,7 @@ type followerNode struct {
 	leaderURL string
 }
 
-func (n *followerNode) IsLeader() bool               { return false }
+func (n *followerNode) IsLeader() bool                { return false }
 func (n *followerNode) Leader() (id, httpAddr string) { return "n2", n.leaderURL }
 
 // TestFollowerKeepsLeadersSlowDown: once the leader answers a forwarded
