@@ -62,6 +62,10 @@ func (s *Server) handleIngest(w http.ResponseWriter, r *http.Request, _ httprout
 		s.writeError(w, r, err)
 		return
 	}
+	if err := s.flow.take(len(raws)); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
 	now := nowT.UnixNano()
 	app := c.key.EventApp()
 	envs := make([]theeye.Envelope, len(raws))

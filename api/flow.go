@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/theeye/theeye"
@@ -52,6 +53,9 @@ type flow struct {
 	overload *theeye.Error   // the current 429 overloaded, nil when none; guarded by mu
 	full     *theeye.Error   // the current 507, nil when none; guarded by mu
 	lag      lagView         // for metrics and /status; guarded by mu
+	// budget is how many events ingest may still admit until the next
+	// sample (-1: no bound); decide sets it, take spends it.
+	budget atomic.Int64
 
 	pollMu   sync.Mutex
 	readings map[string]*peerReading // by HTTP address; guarded by pollMu
@@ -60,13 +64,18 @@ type flow struct {
 // lagView is the worst index lag among the ready members.
 type lagView struct {
 	events  uint64
-	delay   time.Duration
+	delay   time.Duration // measured: how long ago the oldest event not indexed was applied
+	wait    time.Duration // projected: what an event admitted now would wait (decide)
 	node    string
 	rate    float64
 	samples int
 }
 
-func newFlow(s *Server) *flow { return &flow{s: s} }
+func newFlow(s *Server) *flow {
+	f := &flow{s: s}
+	f.budget.Store(-1) // no bound until the first sample measures the index
+	return f
+}
 
 // run samples until ctx ends.
 func (f *flow) run(ctx context.Context) {
@@ -114,7 +123,9 @@ func (f *flow) sample(ctx context.Context) {
 			// An average over about 5 s of samples, kept from idle
 			// stretches: while nothing is to be indexed the rate says
 			// nothing about capacity.
-			if indexed < applied || inst > f.rate {
+			if f.rate == 0 {
+				f.rate = inst // the first reading: nothing to average with
+			} else if indexed < applied || inst > f.rate {
 				f.rate += (inst - f.rate) * min(1, dt/5)
 			}
 		}
@@ -255,13 +266,27 @@ func (f *flow) decide(now time.Time, applied uint64) {
 	queue := s.cfg.Node.QueueDepth()
 	// Events committed to nobody yet are lag the index cannot see.
 	f.lag.events += uint64(queue)
+	// What an event admitted now would wait before the slowest ready
+	// member indexes it: the delay measured, or everything ahead of it
+	// at the indexing rate, the longer.
+	f.lag.wait = f.lag.delay
+	if f.rate > 0 {
+		f.lag.wait = max(f.lag.wait, time.Duration(float64(f.lag.events)/f.rate*float64(time.Second)))
+		// Until the next sample, admit what the index can take within
+		// MaxIndexDelay (with what it indexes meanwhile): a burst
+		// between two samples cannot overshoot the limit.
+		room := s.cfg.MaxIndexDelay - f.lag.wait + flowInterval
+		f.budget.Store(max(0, int64(room.Seconds()*f.rate)))
+	} else {
+		f.budget.Store(-1) // nothing measured yet: the queue bound holds
+	}
 	switch {
-	case f.lag.events > s.cfg.MaxIndexLag || f.lag.delay > s.cfg.MaxIndexDelay:
+	case f.lag.events > s.cfg.MaxIndexLag || f.lag.wait > s.cfg.MaxIndexDelay:
 		secs := retryAfter(f.lag, s.cfg.MaxIndexLag, s.cfg.MaxIndexDelay)
 		f.overload = theeye.Errorf(theeye.EOverloaded,
 			"the cluster is indexing behind what it acknowledged (node %s: %d events, %s behind; limits %d events, %s); retry in %d s",
-			f.lag.node, f.lag.events, f.lag.delay.Round(time.Millisecond), s.cfg.MaxIndexLag, s.cfg.MaxIndexDelay, secs).
-			WithDetail(retryAfterDetail, secs).WithDetail("lag_events", f.lag.events).WithDetail("lag_seconds", f.lag.delay.Seconds())
+			f.lag.node, f.lag.events, f.lag.wait.Round(time.Millisecond), s.cfg.MaxIndexLag, s.cfg.MaxIndexDelay, secs).
+			WithDetail(retryAfterDetail, secs).WithDetail("lag_events", f.lag.events).WithDetail("lag_seconds", f.lag.wait.Seconds())
 	case queue > s.cfg.MaxCommitQueue:
 		secs := 1
 		if f.rate > 0 {
@@ -269,6 +294,25 @@ func (f *flow) decide(now time.Time, applied uint64) {
 		}
 		f.overload = theeye.Errorf(theeye.EOverloaded, "%d events wait to be committed (limit %d); retry in %d s", queue, s.cfg.MaxCommitQueue, secs).
 			WithDetail(retryAfterDetail, secs)
+	}
+}
+
+// take admits n events against the budget of the last sample, or returns
+// the 429 that refuses them.
+func (f *flow) take(n int) error {
+	for {
+		b := f.budget.Load()
+		if b < 0 {
+			return nil
+		}
+		if b < int64(n) {
+			return theeye.Errorf(theeye.EOverloaded,
+				"the cluster has admitted all it can index within %s for now (max index delay); retry in 1 s", f.s.cfg.MaxIndexDelay).
+				WithDetail(retryAfterDetail, 1)
+		}
+		if f.budget.CompareAndSwap(b, b-int64(n)) {
+			return nil
+		}
 	}
 }
 
@@ -281,7 +325,7 @@ const maxRetryAfter = 10
 // measure that holds whichever node is behind), or the events over half
 // maxLag at the indexing rate; 1 to maxRetryAfter seconds.
 func retryAfter(l lagView, maxLag uint64, maxDelay time.Duration) int {
-	secs := (l.delay - maxDelay/2).Seconds()
+	secs := (l.wait - maxDelay/2).Seconds()
 	if l.events > maxLag && l.rate > 0 {
 		secs = max(secs, float64(l.events-maxLag/2)/l.rate)
 	}

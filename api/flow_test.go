@@ -71,8 +71,8 @@ func TestOverload(t *testing.T) {
 	// Retry-After is the time back to half the delay limit when nothing
 	// more comes: the delay less 1 s, rounded up.
 	lag := s.flow.lagNow()
-	if want := int(math.Ceil((lag.delay - time.Second).Seconds())); lag.delay <= 2*time.Second || e.Details[retryAfterDetail].(int) != want {
-		t.Fatalf("Retry-After %v s at %s behind, want %d (the delay over half the limit)", e.Details[retryAfterDetail], lag.delay, want)
+	if want := int(math.Ceil((lag.wait - time.Second).Seconds())); lag.wait <= 2*time.Second || e.Details[retryAfterDetail].(int) != want {
+		t.Fatalf("Retry-After %v s at %s behind, want %d (the delay over half the limit)", e.Details[retryAfterDetail], lag.wait, want)
 	}
 	rec := httptest.NewRecorder()
 	s.writeError(rec, httptest.NewRequest("POST", "/v1/events", nil), err)
@@ -88,6 +88,52 @@ func TestOverload(t *testing.T) {
 	n.applied, ix.indexed, n.queue = 300_000, 300_000, 5000
 	if err := step(time.Second, 300_000, 300_000); theeye.ErrorCode(err) != theeye.EOverloaded {
 		t.Fatalf("a commit queue of 5000 events: %v", err)
+	}
+}
+
+// TestAdmissionBudget: between two samples the leader admits no more
+// events than its index takes within MaxIndexDelay, so a burst cannot
+// overshoot the limit before the next sample sees it; each sample
+// renews the budget.
+func TestAdmissionBudget(t *testing.T) {
+	clk := &clock{t: time.Unix(1_800_000_000, 0)}
+	n, ix := &flowNode{}, &flowIndex{}
+	s := New(Config{Node: n, Index: ix, Now: clk.now, MaxIndexDelay: 2 * time.Second})
+	if err := s.flow.take(1_000_000); err != nil {
+		t.Fatalf("nothing measured yet: %v, want no budget", err)
+	}
+	step := func(applied, indexed uint64) {
+		clk.t = clk.t.Add(time.Second)
+		n.applied, ix.indexed = applied, indexed
+		s.flow.sample(context.Background())
+	}
+	step(0, 0)
+	step(10_000, 10_000) // 10,000 events/s, caught up
+	// Nothing behind: 2 s of indexing plus the interval's, 22,500 events.
+	lag := s.flow.lagNow()
+	budget := int((2*time.Second + flowInterval).Seconds() * lag.rate)
+	if lag.rate != 10_000 || lag.wait != 0 {
+		t.Fatalf("after one second at 10,000 events/s: %+v", lag)
+	}
+	for taken := 0; taken+100 <= budget; taken += 100 {
+		if err := s.flow.take(100); err != nil {
+			t.Fatalf("after %d of a %d-event budget: %v", taken, budget, err)
+		}
+	}
+	err := s.flow.take(100)
+	if e, ok := theeye.AsError(err); !ok || e.Code != theeye.EOverloaded || e.Details[retryAfterDetail] != 1 {
+		t.Fatalf("over the budget: %v, want overloaded with Retry-After 1", err)
+	}
+	// The next sample: 10,000 of them indexed, 12,500 still ahead (1.25 s
+	// at the rate): room for 1 s more.
+	n.queue = 0
+	step(10_000+uint64(budget/100*100), 20_000)
+	lag = s.flow.lagNow()
+	if err := s.flow.take(100); err != nil || lag.wait != 1250*time.Millisecond {
+		t.Fatalf("renewed budget at %+v: %v", lag, err)
+	}
+	if got, want := s.flow.budget.Load(), int64(10_000-100); got != want {
+		t.Fatalf("budget %d after taking 100, want %d", got, want)
 	}
 }
 
