@@ -23,9 +23,14 @@
 //	       |                                  | category, name (uvarint len + bytes),   |
 //	       |                                  | then the error record JSON              |
 //	'd'    | str(app) str(client id)          | seq, 16 bytes of SHA-256(raw event)     | events with a client "id"
+//	'f'    | str(session_id) seq              | received_at, Unix ns (uint64)           | invalid events (erasure
+//	       |                                  |                                         | finds a session's x keys)
 //	'r'    | id (uint64 big-endian)           | checked, accepted, failing (3 x uint64) | revalidation requests run
-//	'm'    | str(name)                        | uint64 big-endian                       | version, cursor, counters,
-//	       |                                  |                                         | last revalidation run
+//	'z'    | id (uint64 big-endian)           | JSON: stage, erased seqs, key ranges,   | session erasures begun
+//	       |                                  | done_at                                 |
+//	'm'    | str(name)                        | uint64 big-endian                       | version (layout 5), cursor,
+//	       |                                  |                                         | counters, last revalidation
+//	       |                                  |                                         | run, purged (retention)
 //
 //	app* = uvarint length of the app, then the app
 //
@@ -72,6 +77,22 @@
 // runs past a request it has not seen. Every node, and a rebuild from the
 // log, runs each request once at the same position against the same
 // schemas: the same result everywhere.
+//
+// # Retention and erasure
+//
+// Retention (purge.go): the replicated cut (Rules.RetainFrom) hides the
+// events below it from every query at once, and the indexer deletes their
+// keys in chunks of purgeChunk events found from the events in the log,
+// taking turns with new events, with m "purged" in the same batch; log/
+// drops a segment only once PurgedBelow has passed it.
+//
+// Erasure of a session (erase.go): raftnode's eraser calls
+// EraseSessionKeys until done (the s keys of the session and the f keys
+// of its failed events find every other key: c, n, t, x, d), which records
+// the erased seqs in z/<id> in the same batch as each chunk's deletions;
+// then CompactErased rewrites the sstables over the deleted key ranges to
+// the bottom level and turns the WAL over (files are never reused), so no
+// file of the index holds the erased bytes. A restart resumes from z/<id>.
 //
 // # Queries
 //

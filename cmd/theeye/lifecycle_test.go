@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"io/fs"
 	"os"
@@ -209,20 +210,7 @@ func TestEraseSession(t *testing.T) {
 	}
 	later := post(c.nodes[0], "victim", "LATERMARKER", 5, false)
 	for _, p := range c.nodes {
-		waitFor(t, 90*time.Second, "the deletion done on "+p.URL, func() error {
-			var st struct {
-				Status        string `json:"status"`
-				EventsDeleted int    `json:"events_deleted"`
-			}
-			p.call("GET", "/v1/deletions/"+del.ID, testAdminKey, "", nil, 200, &st)
-			if st.Status != "done" {
-				return fmt.Errorf("%+v", st)
-			}
-			if st.EventsDeleted != 80 {
-				return fmt.Errorf("%d events deleted, want 80", st.EventsDeleted)
-			}
-			return nil
-		})
+		waitDeletionDone(t, p, del.ID, 80)
 	}
 	check := func(when string) {
 		t.Helper()
@@ -250,4 +238,95 @@ func TestEraseSession(t *testing.T) {
 	c.nodes[1].kill9()
 	c.nodes[1].start()
 	check("after a kill -9 and a restart")
+}
+
+// waitDeletionDone polls GET /v1/deletions/{id} on p until it is done,
+// with deleted events erased (404 while p has not applied it yet).
+func waitDeletionDone(t *testing.T, p *proc, id string, deleted int) {
+	t.Helper()
+	waitFor(t, 90*time.Second, "deletion "+id+" done on "+p.URL, func() error {
+		var st struct {
+			Status        string `json:"status"`
+			EventsDeleted int    `json:"events_deleted"`
+		}
+		code, body, _ := do(t, "GET", p.URL+"/v1/deletions/"+id, testAdminKey, "", nil)
+		if code != 200 {
+			return fmt.Errorf("%d %s", code, body)
+		}
+		if err := json.Unmarshal(body, &st); err != nil {
+			return fmt.Errorf("%w: %s", err, body)
+		}
+		if st.Status != "done" || st.EventsDeleted != deleted {
+			return fmt.Errorf("%+v, want done with %d events deleted", st, deleted)
+		}
+		return nil
+	})
+}
+
+// TestEraseReachesANodeThatWasDown: a follower that was stopped while a
+// session was erased, and that the leader then catches up through a
+// snapshot (its Raft log no longer reaches back), erases the events it
+// held when it comes back: no query of it returns them, no file of its
+// data dir holds them, and the bystander's events stay.
+func TestEraseReachesANodeThatWasDown(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow")
+	}
+	c := startCluster(t, 3, false, "--codec", "none", "--log-segment-size", "16384",
+		"--raft-snapshot-threshold", "32", "--raft-trailing-logs", "8", "--raft-snapshot-interval", "200ms")
+	key := c.nodes[0].createApp("shop")
+	lead := c.leader()
+	postMarked(t, lead, key, "victim", "VICTIMVALID", 100)
+	a := postMarked(t, lead, key, "bystander", "KEEPMARKER", 100)
+	var down *proc
+	for _, p := range c.nodes {
+		p.get(fmt.Sprintf("/v1/events?limit=1&min_seq=%d&wait=30s", a.Seq))
+		if len(filesHolding(t, p.DataDir, []byte("VICTIMVALID-000007"))) == 0 {
+			t.Fatalf("%s: no file holds the victim's event before the deletion: the check would prove nothing", p.DataDir)
+		}
+		if p != lead && down == nil {
+			down = p
+		}
+	}
+	down.stop()
+	var del struct {
+		ID string `json:"id"`
+	}
+	lead.call("DELETE", "/v1/sessions/victim", testAdminKey, "", nil, 202, &del)
+	for _, p := range c.nodes {
+		if p != down {
+			waitDeletionDone(t, p, del.ID, 100)
+		}
+	}
+	// Enough entries after the deletion that the leader's snapshots pass
+	// it and its Raft log no longer holds what the stopped node lacks.
+	for i := range 60 {
+		postMarked(t, lead, key, "later", fmt.Sprintf("LATER%02d", i), 1)
+	}
+	waitFor(t, 30*time.Second, "a snapshot past the stopped follower", func() error {
+		snaps, _ := filepath.Glob(filepath.Join(lead.DataDir, "raft", "snapshots", "snapshots", "*", "meta.json"))
+		if len(snaps) == 0 {
+			return fmt.Errorf("no snapshot yet")
+		}
+		return nil
+	})
+	down.restart()
+	c.waitMembers(3)
+	waitDeletionDone(t, down, del.ID, 100)
+	// The leader's Raft log no longer reaches back to where the node
+	// stopped (the deletion purged it): Raft installs a snapshot, with the
+	// frames of the events the node lacks when it lacks any.
+	if !strings.Contains(down.Out.String(), "Installed remote snapshot") {
+		t.Fatalf("the follower did not catch up through a snapshot:\n%s", down.Out.String())
+	}
+	_, all, _ := do(t, "GET", down.URL+"/v1/events", testAdminKey, "", nil, "Accept", "application/x-ndjson")
+	if bytes.Contains(all, []byte("VICTIM")) || !bytes.Contains(all, []byte("KEEPMARKER")) {
+		t.Fatalf("%s: a query still returns the erased events, or lost the others", down.URL)
+	}
+	if got := filesHolding(t, down.DataDir, []byte("VICTIMVALID-00")); len(got) > 0 {
+		t.Fatalf("%s: files still hold the erased events: %v", down.DataDir, got)
+	}
+	if got := filesHolding(t, down.DataDir, []byte("KEEPMARKER-000007")); len(got) == 0 {
+		t.Fatalf("%s: the bystander's events are gone from disk", down.DataDir)
+	}
 }
