@@ -118,6 +118,7 @@ func (ix *Index) EraseSessionKeys(id uint64, session string, atSeq uint64) (done
 	}
 	b := ix.db.NewBatch()
 	defer b.Close()
+	ix.state.rollup.reset() // eraseValid takes the erased events from the counts
 	r := newRanges(e.Ranges)
 	var events, errs uint64
 	n, err := ix.eraseValid(b, session, atSeq, &e, r, &events)
@@ -127,6 +128,9 @@ func (ix *Index) EraseSessionKeys(id uint64, session string, atSeq uint64) (done
 		n += m
 	}
 	if err != nil {
+		return false, fmt.Errorf("erasure %d: %w", id, err)
+	}
+	if err := ix.applyRollup(b); err != nil {
 		return false, fmt.Errorf("erasure %d: %w", id, err)
 	}
 	done = n < eraseChunk
@@ -216,6 +220,7 @@ func (ix *Index) eraseValid(b *pebble.Batch, session string, atSeq uint64, e *Er
 			}
 			r.add(dk)
 		}
+		ix.state.rollup.add(ns, ev.Category, ev.Name, -1)
 		e.Seqs = append(e.Seqs, seq)
 		*count++
 		n++

@@ -26,6 +26,7 @@ type batchState struct {
 	val    []byte
 	app    []byte
 	delta  batchDelta
+	rollup rollupDelta // what the batch changes of the event counts (rollup.go)
 }
 
 // metaValue is one meta key (m/<name>) and its value.
@@ -216,6 +217,7 @@ func (ix *Index) indexEvents(from, last uint64) (n int, advanced bool, err error
 	w.staged.reset()
 	clear(w.dedupe)
 	w.delta = batchDelta{}
+	w.rollup.reset()
 	prev := ix.cursor
 	n, err = src.ReadFrom(from, int(max), func(seq uint64, env *theeye.Envelope) error {
 		if seq <= prev || seq >= end {
@@ -242,6 +244,9 @@ func (ix *Index) indexEvents(from, last uint64) (n int, advanced bool, err error
 	}
 
 	if err := w.staged.applyTo(b); err != nil {
+		return 0, false, err
+	}
+	if err := ix.applyRollup(b); err != nil {
 		return 0, false, err
 	}
 	totals := ix.totals
@@ -408,6 +413,7 @@ func (ix *Index) writeEvent(seq uint64, env *theeye.Envelope, ev *theeye.Event) 
 	w.app = appendAppValue(w.app[:0], env.App, ev.Category)
 	w.key = appendTimeKey(w.key[:0], ts, seq)
 	w.staged.set(w.key, w.app)
+	w.rollup.add(ts, ev.Category, ev.Name, 1)
 	return nil
 }
 

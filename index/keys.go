@@ -26,6 +26,7 @@ const (
 	ksReval   byte = 'r' // r id -> revalidation result
 	ksFailed  byte = 'f' // f session seq -> received_at: the failed events of a session (erasure finds them)
 	ksErasure byte = 'z' // z id -> erasure progress
+	ksRollup  byte = 'u' // u interval bucket category name -> count of valid events (rollup.go)
 )
 
 // String encoding: 0x00 is escaped as 0x00 0xFF and the string ends with
@@ -292,6 +293,78 @@ func appendErasureKey(dst []byte, id uint64) []byte {
 // revalidationKey is r/<id>.
 func appendRevalidationKey(dst []byte, id uint64) []byte {
 	return appendUint64(append(dst, ksReval), id)
+}
+
+// rollupKey is u/<interval>/<bucket start>/<category>/<name>: the bucket
+// start in Unix seconds, encoded as a timestamp is (seconds, not
+// nanoseconds, so the first day bucket of 1677 is representable).
+func appendRollupKey(dst []byte, interval byte, start int64, category, name string) []byte {
+	return appendString(appendString(appendRollupBucket(dst, interval, start), category), name)
+}
+
+// appendRollupBucket is u/<interval>/<bucket start>: the prefix of a
+// bucket's keys, and the bound of a scan over buckets.
+func appendRollupBucket(dst []byte, interval byte, start int64) []byte {
+	return appendTimestamp(append(dst, ksRollup, interval), start)
+}
+
+// rollupBucketLen is the length of u/<interval>/<bucket start>.
+const rollupBucketLen = 2 + 8
+
+// decodeRollupKey splits a u key into its interval, its bucket start and
+// the encoded (category, name) that follows, which it checks is
+// well-formed and all that is left.
+func decodeRollupKey(k []byte) (interval byte, start int64, typ []byte, err error) {
+	if len(k) < rollupBucketLen || k[0] != ksRollup {
+		if len(k) > 0 && k[0] != ksRollup {
+			return 0, 0, nil, errKeyspace
+		}
+		return 0, 0, nil, errShortKey
+	}
+	start, typ, _ = decodeTimestamp(k[2:])
+	rest, err := skipString(typ)
+	if err == nil {
+		rest, err = skipString(rest)
+	}
+	if err != nil {
+		return 0, 0, nil, err
+	}
+	if len(rest) != 0 {
+		return 0, 0, nil, errTrailing
+	}
+	return k[1], start, typ, nil
+}
+
+// skipString checks the encoded string b starts with, as decodeString
+// does but without building it, and returns what follows.
+func skipString(b []byte) ([]byte, error) {
+	for i := 0; i < len(b); i++ {
+		if b[i] != strEscape {
+			continue
+		}
+		if i+1 >= len(b) {
+			return nil, errBadString
+		}
+		switch b[i+1] {
+		case strTerminator:
+			return b[i+2:], nil
+		case strEscapedNul:
+			i++
+		default:
+			return nil, errBadString
+		}
+	}
+	return nil, errBadString
+}
+
+// decodeRollupType reads the (category, name) part of a u key.
+func decodeRollupType(typ []byte) (category, name string, err error) {
+	category, rest, err := decodeString(typ)
+	if err != nil {
+		return "", "", err
+	}
+	name, _, err = decodeString(rest)
+	return category, name, err
 }
 
 // metaKey is m/<name>.

@@ -62,6 +62,7 @@ func (ix *Index) purgeBatch() (n int, advanced bool, err error) {
 	}
 	b := w.batch
 	defer b.Reset()
+	w.rollup.reset() // deleteEventKeys takes the expired events from the counts
 	var events, errs uint64
 	if count > 0 {
 		_, err = ix.cfg.Source.ReadFrom(from, int(count), func(seq uint64, env *theeye.Envelope) error {
@@ -77,6 +78,9 @@ func (ix *Index) purgeBatch() (n int, advanced bool, err error) {
 		if err != nil {
 			return 0, false, fmt.Errorf("purge from seq %d: %w", from, err)
 		}
+	}
+	if err := ix.applyRollup(b); err != nil {
+		return 0, false, fmt.Errorf("purge from seq %d: %w", from, err)
 	}
 	next := from + count
 	totals := ix.totals
@@ -133,6 +137,7 @@ func (ix *Index) deleteEventKeys(b *pebble.Batch, seq uint64, env *theeye.Envelo
 					return false, false, fmt.Errorf("batch delete: %w", err)
 				}
 			}
+			w.rollup.add(ts, ev.Category, ev.Name, -1)
 		}
 	}
 	if ev.ID != "" {

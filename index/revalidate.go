@@ -73,6 +73,7 @@ func (ix *Index) revalidateChunk(rev *theeye.Revalidation) (n int, advanced bool
 	defer b.Reset()
 	w.staged.reset() // writeEvent and writeError stage; applied before commit
 	w.delta = batchDelta{}
+	w.rollup.reset() // writeEvent counts the events that now pass
 	chunk := revalidationResult{}
 	for _, t := range targets {
 		chunk.Checked++
@@ -115,6 +116,9 @@ func (ix *Index) revalidateChunk(rev *theeye.Revalidation) (n int, advanced bool
 	// coincide (an accepted event's record is deleted, a failing one's
 	// rewritten), so applying the staged keys after the deletes is safe.
 	if err := w.staged.applyTo(b); err != nil {
+		return 0, false, fmt.Errorf("revalidation %d: %w", rev.ID, err)
+	}
+	if err := ix.applyRollup(b); err != nil {
 		return 0, false, fmt.Errorf("revalidation %d: %w", rev.ID, err)
 	}
 	totals := ix.totals

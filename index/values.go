@@ -166,7 +166,8 @@ const (
 //	3: bodies in the session keyspace (no e keyspace); pointers carry the session
 //	4: bodies in the session and the category keyspaces; n and t point into c
 //	5: f keyspace (a session's failed events), z (erasure progress), m purged
-const layoutVersion = 5
+//	6: u keyspace (counts of valid events by interval, bucket and type)
+const layoutVersion = 6
 
 // revalidationResult is the value of r/<id>: what a revalidation did so
 // far, whether it is done, and where its next chunk starts.

@@ -1,0 +1,433 @@
+package index
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/theeye/theeye"
+)
+
+// Event counts (API.md, "For analysts": GET /v1/stats). The indexer keeps,
+// in the u keyspace, the number of valid events by interval (1m, 1h, 1d),
+// bucket start (UTC, aligned to the interval) and event type, counted by
+// the event's timestamp. Every write that makes an event valid or takes
+// one away changes the counts in the same Pebble batch as its keys and
+// the cursor:
+//
+//   - indexEvents and revalidateChunk: writeEvent adds one (a new valid
+//     event, or a failure that now passes);
+//   - purgeBatch (retention): an expired valid event takes one away, in the
+//     batch that deletes its keys and moves m "purged";
+//   - EraseSessionKeys: each erased valid event takes one away, in the
+//     batch that deletes its keys and records z/<id>.
+//
+// So the counts are exact at every committed batch, survive a crash with
+// the cursor (a batch commits whole or not at all), and, since every node
+// and every rebuild indexes the same log to the same verdicts, are the same
+// on every node at the same indexed seq. A count that comes to zero is
+// deleted.
+//
+// A batch first sums its changes in memory by minute bucket and type
+// (rollupDelta), then derives the hour and day changes from those, and
+// writes each distinct key once: read the committed count (Get), add,
+// Set (read-modify-write; the indexer is the only writer, under writeMu).
+// A Pebble merge operator would spare the reads, at the price of merges on
+// every read until compactions fold them, and of a Merger whose name
+// Pebble checks at Open (a store of an older layout could not even be
+// opened to be rebuilt). Measured in DESIGN.md ("Rollup").
+//
+// Retention: event queries hide the events below the cut (a seq) at once;
+// counts by timestamp cannot tell those seqs apart, so stats lose an
+// expired event when this node's purge deletes its keys, a few indexer
+// rounds after the cut (purge.go takes turns with new events). Until then
+// a bucket still counts it. Buckets wholly emptied by retention answer 0.
+
+// rollupInterval is one width of bucket the indexer keeps counts for.
+type rollupInterval struct {
+	code byte          // in the key; persisted
+	secs int64         // bucket width
+	name string        // as the API names it
+	d    time.Duration // as Go does
+}
+
+// rollupIntervals are the widths, finest first (the derivation of hours
+// and days from minutes relies on it).
+var rollupIntervals = [...]rollupInterval{
+	{'m', 60, "1m", time.Minute},
+	{'h', 3600, "1h", time.Hour},
+	{'d', 86400, "1d", 24 * time.Hour},
+}
+
+// MaxStatsBuckets bounds the buckets one stats answer holds (every bucket
+// of the range, empty ones included).
+const MaxStatsBuckets = 10_000
+
+// MaxStatsCounts bounds the per-type counts one stats answer holds (about
+// 60 bytes of JSON each): many types over many buckets must be narrowed.
+const MaxStatsCounts = 200_000
+
+// StatsInterval returns the bucket width an API interval name ("1m", "1h",
+// "1d") stands for.
+func StatsInterval(name string) (time.Duration, bool) {
+	for _, iv := range rollupIntervals {
+		if iv.name == name {
+			return iv.d, true
+		}
+	}
+	return 0, false
+}
+
+func intervalOf(d time.Duration) (rollupInterval, bool) {
+	for _, iv := range rollupIntervals {
+		if iv.d == d {
+			return iv, true
+		}
+	}
+	return rollupInterval{}, false
+}
+
+// floorDiv is a/b rounded towards minus infinity (b > 0).
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b != 0 && a < 0 {
+		q--
+	}
+	return q
+}
+
+// rollupDelta is what the batch in hand adds to the counts (negative: takes
+// away), by minute bucket and event type. It is part of batchState,
+// guarded by writeMu.
+type rollupDelta struct {
+	idx  map[string]int // secs(minute start) str(category) str(name) -> index in keys and n
+	keys []string
+	n    []int64
+	key  []byte
+	// flush's buffers: every interval's key, then summed per key.
+	arena []byte
+	ents  []rollupEntry
+}
+
+type rollupEntry struct {
+	k0, k1 int // arena[k0:k1]
+	n      int64
+}
+
+func (d *rollupDelta) reset() {
+	clear(d.idx)
+	d.keys, d.n = d.keys[:0], d.n[:0]
+}
+
+// add counts n events (n < 0: takes them away) of type (category, name)
+// with timestamp ns.
+func (d *rollupDelta) add(ns int64, category, name string, n int64) {
+	if d.idx == nil {
+		d.idx = make(map[string]int)
+	}
+	d.key = appendTimestamp(d.key[:0], floorDiv(ns, 60*int64(time.Second))*60)
+	d.key = appendString(appendString(d.key, category), name)
+	if i, ok := d.idx[string(d.key)]; ok {
+		d.n[i] += n
+		return
+	}
+	d.idx[string(d.key)] = len(d.keys)
+	d.keys = append(d.keys, string(d.key))
+	d.n = append(d.n, n)
+}
+
+// applyRollup writes the batch's changes to the counts into b: each
+// distinct key of every interval once, its committed count read, changed
+// and set (deleted at zero), in key order. The caller holds writeMu, so
+// nothing else writes u keys between the read and the commit; b is not
+// indexed, and each key is written once, so the read sees the count as
+// committed.
+func (ix *Index) applyRollup(b *pebble.Batch) error {
+	d := &ix.state.rollup
+	if len(d.keys) == 0 {
+		return nil
+	}
+	d.arena, d.ents = d.arena[:0], d.ents[:0]
+	for i, k := range d.keys {
+		if d.n[i] == 0 {
+			continue
+		}
+		var u uint64 // the minute's start, as appendTimestamp wrote it
+		for j := range 8 {
+			u = u<<8 | uint64(k[j])
+		}
+		minute := int64(u ^ (1 << 63))
+		for _, iv := range rollupIntervals {
+			k0 := len(d.arena)
+			d.arena = appendRollupBucket(d.arena, iv.code, floorDiv(minute, iv.secs)*iv.secs)
+			d.arena = append(d.arena, k[8:]...)
+			d.ents = append(d.ents, rollupEntry{k0, len(d.arena), d.n[i]})
+		}
+	}
+	a := d.arena
+	slices.SortFunc(d.ents, func(x, y rollupEntry) int { return bytes.Compare(a[x.k0:x.k1], a[y.k0:y.k1]) })
+	var val [8]byte
+	for i := 0; i < len(d.ents); {
+		e := d.ents[i]
+		k := a[e.k0:e.k1]
+		sum := e.n
+		for i++; i < len(d.ents) && bytes.Equal(a[d.ents[i].k0:d.ents[i].k1], k); i++ {
+			sum += d.ents[i].n
+		}
+		if sum == 0 {
+			continue
+		}
+		cur, err := ix.rollupCount(k)
+		if err != nil {
+			return err
+		}
+		next := int64(cur) + sum
+		if next < 0 {
+			// Cannot happen: every decrement is of an event this index
+			// counted. Keep the count at zero rather than stop indexing.
+			ix.log.Error("event count would go below zero; kept at zero", "key", fmt.Sprintf("%q", k), "count", cur, "change", sum)
+			next = 0
+		}
+		if next == 0 {
+			err = b.Delete(k, nil)
+		} else {
+			binary.BigEndian.PutUint64(val[:], uint64(next))
+			err = b.Set(k, val[:], nil)
+		}
+		if err != nil {
+			return fmt.Errorf("batch event count: %w", err)
+		}
+	}
+	return nil
+}
+
+// rollupCount reads the committed count of u key k (0 when absent).
+func (ix *Index) rollupCount(k []byte) (uint64, error) {
+	v, closer, err := ix.db.Get(k)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("read event count: %w", err)
+	}
+	defer closer.Close()
+	if len(v) != 8 {
+		return 0, fmt.Errorf("event count %q: %w", k, errBadValue)
+	}
+	return binary.BigEndian.Uint64(v), nil
+}
+
+// StatsQuery selects event counts.
+type StatsQuery struct {
+	Interval time.Duration // time.Minute, time.Hour or 24*time.Hour
+	// From and To are required: the answer holds every bucket that
+	// overlaps [From, To), whole (From rounded down to a bucket start, To
+	// up).
+	From, To time.Time
+	Category string // filter
+	Name     string // filter; requires Category
+}
+
+// StatsBucket counts the valid events whose timestamp lies in [Start,
+// Start+interval).
+type StatsBucket struct {
+	Start  time.Time
+	Total  uint64
+	ByType []TypeCount // the types with events, by category then name
+}
+
+// EventStats is the answer to a StatsQuery.
+type EventStats struct {
+	Interval time.Duration
+	// IndexedSeq is the cursor the counts were read with: they count
+	// exactly the valid events indexed up to it (retention: see rollup.go).
+	IndexedSeq uint64
+	Buckets    []StatsBucket // every bucket of the range, in time order, empty ones included
+}
+
+// EventStats reads the counts q selects from one consistent view of the
+// index (the counts and the cursor they go with), without reading events.
+// A bad query is a *theeye.Error with code theeye.EInvalidParam naming the
+// parameter.
+func (ix *Index) EventStats(ctx context.Context, q StatsQuery) (EventStats, error) {
+	iv, lo, n, err := statsRange(q)
+	if err != nil {
+		return EventStats{}, err
+	}
+	out := EventStats{Interval: iv.d, Buckets: make([]StatsBucket, n)}
+	for i := range out.Buckets {
+		out.Buckets[i].Start = time.Unix(lo+int64(i)*iv.secs, 0).UTC()
+	}
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	if ix.closed {
+		return EventStats{}, ErrClosed
+	}
+	snap := ix.db.NewSnapshot()
+	defer snap.Close()
+	v, closer, err := snap.Get(appendMetaKey(nil, metaCursor))
+	switch {
+	case errors.Is(err, pebble.ErrNotFound):
+	case err != nil:
+		return EventStats{}, fmt.Errorf("stats: read cursor: %w", err)
+	default:
+		if len(v) == 8 {
+			out.IndexedSeq = binary.BigEndian.Uint64(v)
+		}
+		closer.Close()
+	}
+	it, err := snap.NewIter(&pebble.IterOptions{
+		LowerBound: appendRollupBucket(nil, iv.code, lo),
+		UpperBound: appendRollupBucket(nil, iv.code, lo+int64(n)*iv.secs),
+	})
+	if err != nil {
+		return EventStats{}, fmt.Errorf("stats: new iterator: %w", err)
+	}
+	err = readCounts(ctx, it, iv, lo, q, out.Buckets)
+	if cerr := it.Close(); cerr != nil && err == nil {
+		err = fmt.Errorf("stats: close iterator: %w", cerr)
+	}
+	if err != nil {
+		return EventStats{}, err
+	}
+	return out, nil
+}
+
+// statsRange checks q and returns its interval, its first bucket start
+// and how many buckets it spans.
+func statsRange(q StatsQuery) (iv rollupInterval, lo int64, n int, err error) {
+	iv, ok := intervalOf(q.Interval)
+	switch {
+	case !ok:
+		return iv, 0, 0, theeye.Errorf(theeye.EInvalidParam, "interval %s: want 1m, 1h or 1d", q.Interval).WithDetail("parameter", "interval")
+	case q.From.IsZero() || q.To.IsZero():
+		return iv, 0, 0, theeye.Errorf(theeye.EInvalidParam, "stats need both from and to").WithDetail("parameter", "from")
+	case !q.To.After(q.From):
+		return iv, 0, 0, theeye.Errorf(theeye.EInvalidParam, "to (%s) must be after from (%s)", theeye.FormatTime(q.To), theeye.FormatTime(q.From)).WithDetail("parameter", "to")
+	case q.Name != "" && q.Category == "":
+		return iv, 0, 0, theeye.Errorf(theeye.EInvalidParam, "name needs category: event types are category + name").WithDetail("parameter", "name")
+	}
+	// Unix() rounds down (the nanoseconds of a Time are never negative).
+	lo = floorDiv(q.From.Unix(), iv.secs) * iv.secs
+	top := q.To.Unix()
+	if q.To.Nanosecond() > 0 {
+		top++
+	}
+	hi := -floorDiv(-top, iv.secs) * iv.secs
+	if buckets := (hi - lo) / iv.secs; buckets > MaxStatsBuckets {
+		return iv, 0, 0, theeye.Errorf(theeye.EInvalidParam,
+			"from %s to %s holds %d buckets of %s, more than the %d one answer may hold: narrow from and to, or use a wider interval",
+			theeye.FormatTime(q.From), theeye.FormatTime(q.To), buckets, iv.name, MaxStatsBuckets).
+			WithDetail("parameter", "to").WithDetail("buckets", buckets).WithDetail("max_buckets", MaxStatsBuckets)
+	}
+	return iv, lo, int((hi - lo) / iv.secs), nil
+}
+
+// readCounts fills buckets (the first starting at lo) from the u keys of
+// iv that it iterates over. With a category (and name) filter it skips
+// from bucket to bucket with seeks, reading only the keys of that type.
+func readCounts(ctx context.Context, it *pebble.Iterator, iv rollupInterval, lo int64, q StatsQuery, buckets []StatsBucket) error {
+	var filter []byte // str(category) [str(name)]
+	if q.Category != "" {
+		filter = appendString(nil, q.Category)
+		if q.Name != "" {
+			filter = appendString(filter, q.Name)
+		}
+	}
+	seek := func(start int64) bool {
+		k := appendRollupBucket(nil, iv.code, start)
+		return it.SeekGE(append(k, filter...))
+	}
+	types := map[string]TypeCount{} // encoded type -> its strings, decoded once
+	counts := 0
+	for ok, visited := seek(lo), 1; ok; visited++ {
+		if visited%ctxCheckKeys == 0 {
+			if err := ctx.Err(); err != nil {
+				return fmt.Errorf("stats: %w", err)
+			}
+		}
+		k := it.Key()
+		code, start, typ, err := decodeRollupKey(k)
+		if err != nil || code != iv.code {
+			return fmt.Errorf("stats: key %q: %w", k, errors.Join(err, errKeyspace))
+		}
+		if filter != nil && !bytes.HasPrefix(typ, filter) {
+			if bytes.Compare(typ, filter) < 0 {
+				ok = seek(start)
+			} else {
+				ok = seek(start + iv.secs)
+			}
+			continue
+		}
+		v, err := it.ValueAndErr()
+		if err != nil {
+			return fmt.Errorf("stats: read count: %w", err)
+		}
+		if len(v) != 8 {
+			return fmt.Errorf("stats: count of %q: %w", k, errBadValue)
+		}
+		tc, seen := types[string(typ)]
+		if !seen {
+			if tc.Category, tc.Name, err = decodeRollupType(typ); err != nil {
+				return fmt.Errorf("stats: key %q: %w", k, err)
+			}
+			types[string(typ)] = tc
+		}
+		if counts++; counts > MaxStatsCounts {
+			return theeye.Errorf(theeye.EInvalidParam,
+				"the answer would hold more than %d counts by type: narrow from and to, use a wider interval, or filter by category", MaxStatsCounts).
+				WithDetail("parameter", "to").WithDetail("max_counts", MaxStatsCounts)
+		}
+		tc.Count = binary.BigEndian.Uint64(v)
+		b := &buckets[(start-lo)/iv.secs]
+		b.Total += tc.Count
+		b.ByType = append(b.ByType, tc)
+		ok = it.Next()
+	}
+	if err := it.Error(); err != nil {
+		return fmt.Errorf("stats: iterate: %w", err)
+	}
+	return nil
+}
+
+// AppendJSON appends the answer of GET /v1/stats (API.md, "For analysts"):
+//
+//	{"interval":"1h","buckets":[{"start":"…","total":N,"by_type":[{"category","name","count"}]}]}
+func (s *EventStats) AppendJSON(dst []byte) []byte {
+	iv, _ := intervalOf(s.Interval)
+	dst = append(dst, `{"interval":"`...)
+	dst = append(dst, iv.name...)
+	dst = append(dst, `","buckets":[`...)
+	for i := range s.Buckets {
+		b := &s.Buckets[i]
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = append(dst, `{"start":"`...)
+		dst = b.Start.UTC().AppendFormat(dst, time.RFC3339)
+		dst = append(dst, `","total":`...)
+		dst = strconv.AppendUint(dst, b.Total, 10)
+		dst = append(dst, `,"by_type":[`...)
+		for j, tc := range b.ByType {
+			if j > 0 {
+				dst = append(dst, ',')
+			}
+			dst = append(dst, `{"category":`...)
+			dst = appendJSONString(dst, tc.Category)
+			dst = append(dst, `,"name":`...)
+			dst = appendJSONString(dst, tc.Name)
+			dst = append(dst, `,"count":`...)
+			dst = strconv.AppendUint(dst, tc.Count, 10)
+			dst = append(dst, '}')
+		}
+		dst = append(dst, "]}"...)
+	}
+	return append(dst, "]}\n"...)
+}
