@@ -88,6 +88,8 @@ type Index interface {
 	Revalidation(id uint64) (index.RevalidationResult, error)
 	ErasureState(id uint64) (stage int, seqs []uint64, err error)
 	ErasureDoneAt(id uint64) (time.Time, error)
+	// EventStats reads the event counts of GET /v1/stats.
+	EventStats(ctx context.Context, q index.StatsQuery) (index.EventStats, error)
 }
 
 // Config configures a Server.
@@ -243,6 +245,7 @@ func (s *Server) routeTable() []route {
 		{http.MethodPost, "/v1/events", s.auth(theeye.ScopeIngest, s.leaderOnlyIngest(s.handleIngest))},
 		{http.MethodGet, "/v1/events", s.auth(theeye.ScopeRead, s.handleEvents)},
 		{http.MethodGet, "/v1/sessions/:session_id/events", s.auth(theeye.ScopeRead, s.handleSessionEvents)},
+		{http.MethodGet, "/v1/stats", s.auth(theeye.ScopeRead, s.handleStats)},
 		{http.MethodDelete, "/v1/sessions/:session_id", s.auth(theeye.ScopeAdmin, s.leaderOnly(s.handleEraseSession))},
 		{http.MethodGet, "/v1/deletions/:id", s.auth(theeye.ScopeAdmin, s.handleDeletion)},
 		{http.MethodGet, "/v1/errors", s.auth(theeye.ScopeRead, s.handleErrors)},

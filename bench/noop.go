@@ -93,6 +93,9 @@ func (x noopIndex) Revalidation(uint64) (index.RevalidationResult, error) {
 func (x noopIndex) WaitRevalidation(context.Context, uint64) (index.RevalidationResult, error) {
 	return index.RevalidationResult{}, errNoop
 }
+func (x noopIndex) EventStats(context.Context, index.StatsQuery) (index.EventStats, error) {
+	return index.EventStats{}, errNoop
+}
 
 // ServeNoop serves the no-op API on ln until ctx is done. It logs the same
 // "theeye listening" line as theeye so the suite starts it the same way.

@@ -21,7 +21,10 @@ type synthSource struct {
 	n          uint64
 	sessionLen int
 	withIDs    bool // every event carries a client id (a dedupe Get each)
-	pool       []theeye.Envelope
+	// tsSpread, when set, spreads the timestamps over that much time
+	// before receipt (BenchmarkIndexBatchRollup).
+	tsSpread time.Duration
+	pool     []theeye.Envelope
 }
 
 func newSynthSource(n uint64, sessionLen int) *synthSource {
@@ -55,6 +58,9 @@ func (s *synthSource) ReadFrom(from uint64, max int, fn func(uint64, *theeye.Env
 		env := s.pool[seq%uint64(len(s.pool))]
 		recv := baseTime.Add(time.Duration(seq) * time.Microsecond)
 		ts := recv.Add(-time.Duration(seq%1000) * time.Millisecond).Format(time.RFC3339Nano)
+		if s.tsSpread > 0 {
+			ts = recv.Add(-time.Duration((seq * 0x9e3779b97f4a7c15) % uint64(s.tsSpread))).Format(time.RFC3339Nano)
+		}
 		raw = raw[:0]
 		if s.withIDs {
 			raw = fmt.Appendf(raw, `{"id":"ev-%d",`, seq)
