@@ -306,6 +306,14 @@ func parameterCases() []hostileCase {
 		{"parameter", "wait=1h", func(h *hostile) (int, string) { return h.query("/v1/events?min_seq=1&wait=1h") }, 400, "invalid_parameter"},
 		{"parameter", "name without category", func(h *hostile) (int, string) { return h.query("/v1/events?name=pageview") }, 400, "invalid_parameter"},
 		{"parameter", "an unknown reason on errors", func(h *hostile) (int, string) { return h.query("/v1/errors?reason=bogus") }, 400, "invalid_parameter"},
+		{"parameter", "stats interval=1w", func(h *hostile) (int, string) { return h.query("/v1/stats?interval=1w") }, 400, "invalid_parameter"},
+		{"parameter", "stats to before from", func(h *hostile) (int, string) {
+			return h.query("/v1/stats?from=2021-01-02T00:00:00Z&to=2021-01-01T00:00:00Z")
+		}, 400, "invalid_parameter"},
+		{"parameter", "stats over 10,000 buckets (30 days by minute)", func(h *hostile) (int, string) {
+			return h.query("/v1/stats?interval=1m&from=2021-01-01T00:00:00Z&to=2021-01-31T00:00:00Z")
+		}, 400, "invalid_parameter"},
+		{"parameter", "stats from the year 1000", func(h *hostile) (int, string) { return h.query("/v1/stats?interval=1d&from=1000-01-01T00:00:00Z") }, 400, "invalid_parameter"},
 	}
 }
 
