@@ -15,7 +15,7 @@ import (
 // storePhase loads a fresh single node with Events events across 100k
 // sessions (fewer for small stores, so a session holds ~100 events) and
 // 20 categories at 1,000 events per category-hour, then runs W4 (queries),
-// W6 and W7 on it, and W5 (restarts).
+// W8's stats, W6 and W7 on it, and W5 (restarts).
 func (s *Suite) storePhase(ctx context.Context) error {
 	nodes, err := s.startCluster(ctx, "store", 1)
 	if err != nil {
@@ -101,6 +101,11 @@ func (s *Suite) storePhase(ctx context.Context) error {
 
 	if s.cfg.runs("W4") {
 		if err := s.queries(ctx, t, nodes, gen, loaded); err != nil {
+			return err
+		}
+	}
+	if s.cfg.runs("W8") {
+		if err := s.statsQueries(ctx, t, nodes, gen, loaded); err != nil {
 			return err
 		}
 	}

@@ -127,7 +127,7 @@ func (s *Suite) Run(ctx context.Context) error {
 		{"baseline http no-op", s.cfg.runs("W1") || s.cfg.runs("W2"), s.noopCeiling},
 		{"W1/W2 1 node", s.cfg.runs("W1") || s.cfg.runs("W2") || s.cfg.runs("W6") || s.cfg.runs("W7"), func(ctx context.Context) error { return s.ingestPhase(ctx, 1) }},
 		{"W3/W1/W2/W9 3 nodes", s.cfg.runs("W1") || s.cfg.runs("W2") || s.cfg.runs("W3") || s.cfg.runs("W9"), func(ctx context.Context) error { return s.ingestPhase(ctx, 3) }},
-		{"W4/W5 store", s.cfg.runs("W4") || s.cfg.runs("W5"), s.storePhase},
+		{"W4/W5/W8 store", s.cfg.runs("W4") || s.cfg.runs("W5") || s.cfg.runs("W8"), s.storePhase},
 	}
 	var errs []error
 	for _, p := range phases {

@@ -363,7 +363,10 @@ func decodeRollupType(typ []byte) (category, name string, err error) {
 	if err != nil {
 		return "", "", err
 	}
-	name, _, err = decodeString(rest)
+	name, rest, err = decodeString(rest)
+	if err == nil && len(rest) != 0 {
+		err = errTrailing
+	}
 	return category, name, err
 }
 

@@ -359,6 +359,9 @@ func statsRange(q StatsQuery) (iv rollupInterval, lo int64, n int, err error) {
 // readCounts fills buckets (the first starting at lo) from the u keys of
 // iv that it iterates over. With a category (and name) filter it skips
 // from bucket to bucket with seeks, reading only the keys of that type.
+// The keys of a bucket come in type order, mostly the same types as the
+// bucket before: a type is matched against the one at the same place in
+// the bucket before, else looked up, and decoded (and checked) once.
 func readCounts(ctx context.Context, it *pebble.Iterator, iv rollupInterval, lo int64, q StatsQuery, buckets []StatsBucket) error {
 	var filter []byte // str(category) [str(name)]
 	if q.Category != "" {
@@ -371,8 +374,23 @@ func readCounts(ctx context.Context, it *pebble.Iterator, iv rollupInterval, lo 
 		k := appendRollupBucket(nil, iv.code, start)
 		return it.SeekGE(append(k, filter...))
 	}
-	types := map[string]TypeCount{} // encoded type -> its strings, decoded once
-	counts := 0
+	type known struct {
+		enc string // str(category) str(name)
+		typ int32  // index in types
+	}
+	var types []TypeCount       // each type met, decoded once
+	byEnc := map[string]int32{} // str(category) str(name) -> index in types
+	var prev, cur []known       // the types of the bucket before, and of this one
+	// Every count in key order, without pointers (the garbage collector
+	// has nothing to scan, growing it is a copy): the buckets' ByType are
+	// made from it at the end, in one allocation.
+	type count struct {
+		typ    int32
+		bucket int32
+		n      uint64
+	}
+	var all []count
+	bucket := int32(-1)
 	for ok, visited := seek(lo), 1; ok; visited++ {
 		if visited%ctxCheckKeys == 0 {
 			if err := ctx.Err(); err != nil {
@@ -380,12 +398,12 @@ func readCounts(ctx context.Context, it *pebble.Iterator, iv rollupInterval, lo 
 			}
 		}
 		k := it.Key()
-		code, start, typ, err := decodeRollupKey(k)
-		if err != nil || code != iv.code {
-			return fmt.Errorf("stats: key %q: %w", k, errors.Join(err, errKeyspace))
+		if len(k) < rollupBucketLen || k[0] != ksRollup || k[1] != iv.code {
+			return fmt.Errorf("stats: key %q: %w", k, errKeyspace)
 		}
-		if filter != nil && !bytes.HasPrefix(typ, filter) {
-			if bytes.Compare(typ, filter) < 0 {
+		start, enc, _ := decodeTimestamp(k[2:])
+		if filter != nil && !bytes.HasPrefix(enc, filter) {
+			if bytes.Compare(enc, filter) < 0 {
 				ok = seek(start)
 			} else {
 				ok = seek(start + iv.secs)
@@ -399,26 +417,48 @@ func readCounts(ctx context.Context, it *pebble.Iterator, iv rollupInterval, lo 
 		if len(v) != 8 {
 			return fmt.Errorf("stats: count of %q: %w", k, errBadValue)
 		}
-		tc, seen := types[string(typ)]
-		if !seen {
-			if tc.Category, tc.Name, err = decodeRollupType(typ); err != nil {
-				return fmt.Errorf("stats: key %q: %w", k, err)
-			}
-			types[string(typ)] = tc
+		if i := int32((start - lo) / iv.secs); i != bucket {
+			bucket, prev, cur = i, cur, prev[:0]
 		}
-		if counts++; counts > MaxStatsCounts {
+		var t int32
+		if j := len(cur); j < len(prev) && prev[j].enc == string(enc) {
+			t = prev[j].typ
+			cur = append(cur, prev[j])
+		} else {
+			var seen bool
+			if t, seen = byEnc[string(enc)]; !seen {
+				var tc TypeCount
+				if tc.Category, tc.Name, err = decodeRollupType(enc); err != nil {
+					return fmt.Errorf("stats: key %q: %w", k, err)
+				}
+				t = int32(len(types))
+				types = append(types, tc)
+				byEnc[string(enc)] = t
+			}
+			cur = append(cur, known{string(enc), t})
+		}
+		if len(all) == MaxStatsCounts {
 			return theeye.Errorf(theeye.EInvalidParam,
 				"the answer would hold more than %d counts by type: narrow from and to, use a wider interval, or filter by category", MaxStatsCounts).
 				WithDetail("parameter", "to").WithDetail("max_counts", MaxStatsCounts)
 		}
-		tc.Count = binary.BigEndian.Uint64(v)
-		b := &buckets[(start-lo)/iv.secs]
-		b.Total += tc.Count
-		b.ByType = append(b.ByType, tc)
+		n := binary.BigEndian.Uint64(v)
+		buckets[bucket].Total += n
+		all = append(all, count{t, bucket, n})
 		ok = it.Next()
 	}
 	if err := it.Error(); err != nil {
 		return fmt.Errorf("stats: iterate: %w", err)
+	}
+	out := make([]TypeCount, len(all))
+	for i := 0; i < len(all); {
+		j := i
+		for ; j < len(all) && all[j].bucket == all[i].bucket; j++ {
+			out[j] = types[all[j].typ]
+			out[j].Count = all[j].n
+		}
+		buckets[all[i].bucket].ByType = out[i:j:j]
+		i = j
 	}
 	return nil
 }
@@ -426,11 +466,20 @@ func readCounts(ctx context.Context, it *pebble.Iterator, iv rollupInterval, lo 
 // AppendJSON appends the answer of GET /v1/stats (API.md, "For analysts"):
 //
 //	{"interval":"1h","buckets":[{"start":"…","total":N,"by_type":[{"category","name","count"}]}]}
+//
+// The {"category":…,"name":…,"count": of the type at each place of a
+// bucket's list is rendered once, and again only when another type comes
+// at that place (the buckets of a range mostly list the same types).
 func (s *EventStats) AppendJSON(dst []byte) []byte {
 	iv, _ := intervalOf(s.Interval)
 	dst = append(dst, `{"interval":"`...)
 	dst = append(dst, iv.name...)
 	dst = append(dst, `","buckets":[`...)
+	type rendered struct {
+		category, name string
+		json           []byte
+	}
+	var at []rendered // by place in the list
 	for i := range s.Buckets {
 		b := &s.Buckets[i]
 		if i > 0 {
@@ -445,11 +494,18 @@ func (s *EventStats) AppendJSON(dst []byte) []byte {
 			if j > 0 {
 				dst = append(dst, ',')
 			}
-			dst = append(dst, `{"category":`...)
-			dst = appendJSONString(dst, tc.Category)
-			dst = append(dst, `,"name":`...)
-			dst = appendJSONString(dst, tc.Name)
-			dst = append(dst, `,"count":`...)
+			if j == len(at) {
+				at = append(at, rendered{})
+			}
+			if r := &at[j]; r.json == nil || r.category != tc.Category || r.name != tc.Name {
+				r.category, r.name = tc.Category, tc.Name
+				r.json = append(r.json[:0], `{"category":`...)
+				r.json = appendJSONString(r.json, tc.Category)
+				r.json = append(r.json, `,"name":`...)
+				r.json = appendJSONString(r.json, tc.Name)
+				r.json = append(r.json, `,"count":`...)
+			}
+			dst = append(dst, at[j].json...)
 			dst = strconv.AppendUint(dst, tc.Count, 10)
 			dst = append(dst, '}')
 		}

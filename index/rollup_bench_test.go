@@ -154,11 +154,11 @@ func BenchmarkRollupWrite(b *testing.B) {
 }
 
 // BenchmarkRollupRead: what bench W8 asks (30 days, hourly, every type),
-// on counts of 500k events spread over the 30 days (14,400 hour keys),
+// on counts of 200k events spread over the 30 days (14,400 hour keys),
 // written by read-modify-write or as merge operands, before and after a
 // compaction folds them.
 func BenchmarkRollupRead(b *testing.B) {
-	const n = 500_000
+	const n = 200_000
 	evs := rollupEvents(n, true)
 	from := baseTime.Add(-30 * 24 * time.Hour)
 	q := StatsQuery{Interval: time.Hour, From: from, To: baseTime.Add(time.Hour)}
@@ -229,6 +229,51 @@ func BenchmarkIndexBatchRollup(b *testing.B) {
 			src := newSynthSource(uint64(b.N), 50)
 			src.tsSpread = spread
 			indexTimed(b, openTest(b, "", src, func(cfg *Config) { cfg.BatchSize = 2048; cfg.CacheSize = 64 << 20 }))
+		})
+	}
+}
+
+// BenchmarkStatsQuery is bench W8's query on counts shaped like the W4
+// store at 10M events (500 hours of 20 types, every minute filled;
+// compacted): 30 days by hour, every type or one category, read
+// (EventStats) and rendered (AppendJSON).
+func BenchmarkStatsQuery(b *testing.B) {
+	ix := openTest(b, "", nil, func(c *Config) { c.CacheSize = 64 << 20 })
+	d := &ix.state.rollup
+	batch := ix.db.NewBatch()
+	for h := range 500 {
+		d.reset()
+		for m := range 60 {
+			for c := range 20 {
+				ns := baseTime.Add(time.Duration(h)*time.Hour + time.Duration(m)*time.Minute).UnixNano()
+				d.add(ns, fmt.Sprintf("category-%d", c), []string{"pageview", "cta click", "submit", "scroll", "hover"}[c%5], 17)
+			}
+		}
+		batch.Reset()
+		if err := ix.applyRollup(batch); err != nil {
+			b.Fatal(err)
+		}
+		if err := batch.Commit(pebble.NoSync); err != nil {
+			b.Fatal(err)
+		}
+	}
+	batch.Close()
+	if err := ix.db.Compact(context.Background(), []byte{ksRollup}, []byte{ksRollup + 1}, false); err != nil {
+		b.Fatal(err)
+	}
+	for _, cat := range []string{"", "category-3"} {
+		q := StatsQuery{Interval: time.Hour, From: baseTime, To: baseTime.Add(30 * 24 * time.Hour), Category: cat}
+		b.Run(fmt.Sprintf("category=%q", cat), func(b *testing.B) {
+			b.ReportAllocs()
+			var buf []byte
+			for b.Loop() {
+				st, err := ix.EventStats(context.Background(), q)
+				if err != nil || len(st.Buckets) != 720 {
+					b.Fatal(err)
+				}
+				buf = st.AppendJSON(buf[:0])
+			}
+			b.ReportMetric(float64(len(buf)), "bytes/answer")
 		})
 	}
 }
