@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"strings"
 	"testing"
 	"time"
 
@@ -139,7 +140,7 @@ func BenchmarkRollupWrite(b *testing.B) {
 				evs := rollupEvents(b.N, ts == "spread")
 				var db *pebble.DB
 				ix := openTest(b, "", nil, func(c *Config) { c.CacheSize = 64 << 20 })
-				if how == "rmw" {
+				if strings.HasPrefix(how, "rmw") {
 					db = ix.db
 				} else {
 					db = openMergeDB(b)
