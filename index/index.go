@@ -119,6 +119,8 @@ type Index struct {
 
 	notifyMu sync.Mutex
 	notify   chan struct{} // closed and replaced each time indexed advances
+
+	statsScratch sync.Pool // of *statsScratch (rollup.go)
 }
 
 // Stats are the persisted totals of the index.
