@@ -28,11 +28,15 @@
 //	'r'    | id (uint64 big-endian)           | checked, accepted, failing (3 x uint64) | revalidation requests run
 //	'z'    | id (uint64 big-endian)           | JSON: stage, erased seqs, key ranges,   | session erasures begun
 //	       |                                  | done_at                                 |
-//	'm'    | str(name)                        | uint64 big-endian                       | version (layout 5), cursor,
+//	'u'    | interval secs(bucket start)      | uint64 big-endian: valid events with a  | counts for GET /v1/stats,
+//	       | str(category) str(name)          | timestamp in the bucket (never 0: a     | by interval 'm' (1m), 'h'
+//	       |                                  | count at zero is deleted)               | (1h), 'd' (1d)
+//	'm'    | str(name)                        | uint64 big-endian                       | version (layout 6), cursor,
 //	       |                                  |                                         | counters, last revalidation
 //	       |                                  |                                         | run, purged (retention)
 //
 //	app* = uvarint length of the app, then the app
+//	secs = 8 bytes big-endian of signed Unix seconds with the sign bit flipped (UTC bucket starts)
 //
 // ts in s, c, n and t is the event's timestamp. Every time-ordered key ends
 // with (ts, seq), so a scan of one session, category, category and name, or
@@ -60,8 +64,23 @@
 // cursor (m "cursor") and the counters in one Pebble batch committed
 // NoSync (invariant 5: the log is the source of truth, so a crash loses at
 // most whole batches, which are indexed again). A valid event writes s, c,
-// n, t; an invalid one writes only x (invariant 6); a duplicate writes
-// nothing.
+// n, t and adds to its counts in u; an invalid one writes only x
+// (invariant 6); a duplicate writes nothing.
+//
+// # Event counts
+//
+// rollup.go: every batch that makes events valid (indexing, revalidation)
+// or takes valid events away (a retention purge, an erasure) changes the u
+// counts of their minute, hour and day and type in the same batch as their
+// keys and the cursor, so the counts are exact at every committed seq, come
+// back with the cursor after a crash, and are the same on every node. A
+// batch sums its changes by minute and type in memory, derives the hours
+// and days, and writes each distinct key once (Get, add, Set or Delete).
+// EventStats reads them and the cursor from one snapshot: one scan of
+// [from, to) in the interval's keys, or, for a category (and name), a seek
+// per bucket. Retention: stats lose an expired event when the purge deletes
+// its keys, shortly after event queries hide it (they hide by seq; a count
+// by timestamp cannot).
 //
 // # Revalidation
 //
