@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/theeye/theeye/client"
 	"github.com/theeye/theeye/cmd/theeye/theeyetest"
 )
 
@@ -97,16 +98,8 @@ func parseSummary(t *testing.T, r result) summary {
 	return s
 }
 
-type storedEvent struct {
-	Seq       uint64          `json:"seq"`
-	ID        string          `json:"id"`
-	App       string          `json:"app"`
-	SessionID string          `json:"session_id"`
-	Category  string          `json:"category"`
-	Name      string          `json:"name"`
-	Data      json.RawMessage `json:"data"`
-	Timestamp time.Time       `json:"timestamp"`
-}
+// storedEvent is an event as eyectl prints it: the client's own type reads it.
+type storedEvent = client.StoredEvent
 
 func ndjsonLines(t *testing.T, s string) []storedEvent {
 	t.Helper()
