@@ -133,6 +133,7 @@ type Node struct {
 	raft     *raft.Raft
 	trans    *raft.NetworkTransport
 	logStore *logstore.Store
+	snaps    *snapshotStore
 	raftAddr string
 	raftBind string // the address the Raft listener is bound to
 	// appliedSeq is the last seq the FSM appended to log/.
@@ -223,6 +224,7 @@ func (n *Node) openRaft() error {
 		return fmt.Errorf("open snapshot store: %w", err)
 	}
 	snaps := &snapshotStore{FileSnapshotStore: fss, log: cfg.Log}
+	n.snaps = snaps
 	if err := n.checkAgainstSnapshot(snaps); err != nil {
 		n.logStore.Close()
 		return err
