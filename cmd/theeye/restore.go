@@ -127,7 +127,11 @@ func runRestore(w io.Writer, cfg restoreConfig) error {
 	if err := eyelog.SyncDir(vfs.Default, tmp); err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}
-	// rename(2) replaces an empty dir and fails on one that is not.
+	// An empty DIR goes first (os.Remove refuses one that is not empty);
+	// the rename fails should anything have taken its place meanwhile.
+	if err := os.Remove(dir); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("restore refused: --data-dir %s: %w; nothing was written to it", dir, err)
+	}
 	if err := os.Rename(tmp, dir); err != nil {
 		return fmt.Errorf("restore: move the restored dir into place: %w; nothing was written to %s", err, dir)
 	}
