@@ -71,6 +71,7 @@ fuzz:
 	$(GO) test -run=NONE -fuzz=FuzzCompileSchema -fuzztime=$(FUZZTIME) .
 	$(GO) test -run=NONE -fuzz=FuzzLogStoreDecode -fuzztime=$(FUZZTIME) ./raftnode/logstore
 	$(GO) test -run=NONE -fuzz=FuzzRaftHandshake -fuzztime=$(FUZZTIME) ./raftnode
+	$(GO) test -run=NONE -fuzz=FuzzReadBackup -fuzztime=$(FUZZTIME) ./raftnode
 	$(GO) test -run=NONE -fuzz=FuzzParseNodeProof -fuzztime=$(FUZZTIME) ./api
 	$(GO) test -run=NONE -fuzz=FuzzNodeProofVerify -fuzztime=$(FUZZTIME) ./api
 	$(GO) test -run=NONE -fuzz=FuzzBearer -fuzztime=$(FUZZTIME) ./api

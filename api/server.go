@@ -72,6 +72,9 @@ type Node interface {
 	// Membership.
 	AddVoter(ctx context.Context, info raftnode.NodeInfo) error
 	RemoveServer(ctx context.Context, id string) error
+
+	// Backup takes a snapshot of this node and opens it as a backup.
+	Backup(ctx context.Context) (*raftnode.Backup, error)
 }
 
 // Index is what the API needs of the local index (index.Index).
@@ -262,6 +265,8 @@ func (s *Server) routeTable() []route {
 
 		{http.MethodGet, "/v1/config", s.auth(theeye.ScopeAdmin, s.handleGetConfig)},
 		{http.MethodPut, "/v1/config", s.auth(theeye.ScopeAdmin, s.leaderOnly(s.storing(s.handlePutConfig)))},
+
+		{http.MethodGet, "/v1/backup", s.auth(theeye.ScopeAdmin, s.handleBackup)},
 
 		{http.MethodGet, "/v1/cluster", s.auth(theeye.ScopeRead, s.handleCluster)},
 		{http.MethodGet, "/v1/cluster/self", s.authNode(theeye.ScopeRead, s.handleSelf)},

@@ -51,6 +51,7 @@ func (n *noopNode) AppliedSeq() uint64                                          
 func (n *noopNode) Stats() (raftnode.Stats, error)                                { return raftnode.Stats{}, nil }
 func (n *noopNode) AddVoter(context.Context, raftnode.NodeInfo) error             { return errNoop }
 func (n *noopNode) RemoveServer(context.Context, string) error                    { return errNoop }
+func (n *noopNode) Backup(context.Context) (*raftnode.Backup, error)              { return nil, errNoop }
 func (n *noopNode) Schemas() []theeye.Schema                                      { return nil }
 func (n *noopNode) SchemaVersions(string, string) []theeye.Schema                 { return nil }
 func (n *noopNode) PutSchema(context.Context, theeye.Schema) (theeye.Schema, error) {

@@ -1,7 +1,8 @@
 // Package client is the Go client of The Eye: it sends events in batches
 // with retries, failover and idempotency ids, queries them back with
-// iterators that follow cursors, and drives the admin routes (apps, keys,
-// schemas, cluster). It speaks the HTTP API of API.md and nothing else.
+// iterators that follow cursors, drives the admin routes (apps, keys,
+// schemas, cluster) and downloads backups, checked as they are written
+// (Backup). It speaks the HTTP API of API.md and nothing else.
 //
 //	c, err := client.New(client.Config{Servers: []string{"http://eye1:8080", "http://eye2:8080"}, Key: key})
 //	if err != nil { return err }

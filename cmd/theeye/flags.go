@@ -96,7 +96,7 @@ func newRootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newServeCommand(), newRecoverCommand(), newVersionCommand(), newHealthCommand())
+	root.AddCommand(newServeCommand(), newRecoverCommand(), newRestoreCommand(), newVersionCommand(), newHealthCommand())
 	return root
 }
 
