@@ -62,6 +62,7 @@ fuzz:
 	$(GO) test -run=NONE -fuzz=FuzzSplitNDJSON -fuzztime=$(FUZZTIME) ./api
 	$(GO) test -run=NONE -fuzz=FuzzParseTimestamp -fuzztime=$(FUZZTIME) .
 	$(GO) test -run=NONE -fuzz=FuzzParseEvent -fuzztime=$(FUZZTIME) .
+	$(GO) test -run=NONE -fuzz=FuzzParseValidEvent -fuzztime=$(FUZZTIME) .
 	$(GO) test -run=NONE -fuzz=FuzzDecodeFrame -fuzztime=$(FUZZTIME) ./log
 	$(GO) test -run=NONE -fuzz=FuzzDecodeEnvelope -fuzztime=$(FUZZTIME) ./log
 	$(GO) test -run=NONE -fuzz=FuzzDecodeCursor -fuzztime=$(FUZZTIME) ./index
