@@ -221,6 +221,9 @@ func (s *Server) handleStream(w http.ResponseWriter, r *http.Request, _ httprout
 	h.Set("Cache-Control", "no-cache")
 	h.Set("X-Accel-Buffering", "no") // proxies that buffer (nginx) pass each event on
 	h.Set("X-Eye-Indexed-Seq", strconv.FormatUint(s.cfg.Index.IndexedSeq(), 10))
+	// Where the stream starts, for a client that reconnects before its
+	// first event (a live start would otherwise begin again later).
+	h.Set("X-Eye-Stream-After", strconv.FormatUint(next-1, 10))
 	w.WriteHeader(http.StatusOK)
 
 	ctx, cancel := context.WithCancelCause(r.Context())
