@@ -117,7 +117,7 @@ func TestEventStatus(t *testing.T) {
 	}
 	waitFor(t, 30*time.Second, "indexed", func() error {
 		if st, err := in.Status(testCtx(t), "", bad.ID); err != nil || st.Status != client.StatusFailed {
-			return fmt.Errorf("%+v, %v", st, err)
+			return fmt.Errorf("%+v, %w", st, err)
 		}
 		return nil
 	})
