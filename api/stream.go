@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"net/url"
 	"os"
@@ -182,6 +183,9 @@ func parseStreamParams(q url.Values, lastEventID []string, maxLen int) (streamPa
 	}
 	if p.query.Name != "" && p.query.Category == "" {
 		return bad("name", "name needs category: event types are category + name")
+	}
+	if p.after == math.MaxUint64 {
+		return bad("from_seq", "from_seq %d: no seq can follow it", p.after)
 	}
 	return p, nil
 }

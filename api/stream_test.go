@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -409,6 +410,8 @@ func TestStream_BadRequests(t *testing.T) {
 		{"from_seq=ten", "", readSecret, 400},
 		{"from_seq=18446744073709551616", "", readSecret, 400},
 		{"from_seq=1&from_seq=2", "", readSecret, 400},
+		{"from_seq=18446744073709551615", "", readSecret, 400},
+		{"", "18446744073709551615", readSecret, 400},
 		{"", "x", readSecret, 400},
 		{"name=pageview", "", readSecret, 400},
 		{"category=" + strings.Repeat("c", 101), "", readSecret, 400},
@@ -456,7 +459,7 @@ func FuzzParseStreamParams(f *testing.F) {
 			t.Fatal("name without category accepted")
 		}
 		if v := strings.TrimSpace(lastID); v != "" {
-			if n, err := strconv.ParseUint(v, 10, 64); err != nil || n != p.after || !p.resume {
+			if n, err := strconv.ParseUint(v, 10, 64); err != nil || n != p.after || !p.resume || n == math.MaxUint64 {
 				t.Fatalf("Last-Event-ID %q read as %d", lastID, p.after)
 			}
 		}
