@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -91,6 +92,9 @@ type Index interface {
 	Revalidation(id uint64) (index.RevalidationResult, error)
 	ErasureState(id uint64) (stage int, seqs []uint64, err error)
 	ErasureDoneAt(id uint64) (time.Time, error)
+	// The stream (stream.go) and the status of a client id (status.go).
+	ReadStream(ctx context.Context, q index.StreamQuery, from uint64, maxEvents, maxBytes int, fn func(seq uint64, event []byte) error) (uint64, error)
+	EventStatus(ctx context.Context, app, id string, seq uint64) (index.EventStatus, error)
 }
 
 // Config configures a Server.
@@ -105,6 +109,14 @@ type Config struct {
 	// that reaches it, with a next_cursor. Default 4 MiB.
 	MaxPageBytes int
 	ReadyLag     uint64 // /readyz fails while the indexer is this many events behind; default 100000
+
+	// Streams (stream.go): at most MaxStreams open at a time (default 64;
+	// more: 503), a keep-alive comment after StreamKeepAlive without a
+	// write (default 15 s), a reader dropped when a write to it takes
+	// longer than StreamWriteTimeout (default 30 s).
+	MaxStreams         int
+	StreamKeepAlive    time.Duration
+	StreamWriteTimeout time.Duration
 
 	// Flow control (flow.go). MaxIndexLag and MaxIndexDelay: a ready
 	// member further behind than either makes ingest 429 overloaded
@@ -209,6 +221,7 @@ type Server struct {
 	ingestRefusal refusalCache
 	stopFlow      context.CancelFunc
 	flowDone      chan struct{}
+	streams       *streams
 }
 
 // New builds a Server; Serve starts it.
@@ -219,6 +232,7 @@ func New(cfg Config) *Server {
 	s.m = newMetrics(cfg.Registerer)
 	s.disk = newDiskWatch(cfg.DataDir, cfg.DiskStores, cfg.MinFreeDisk, s.m)
 	s.flow = newFlow(s)
+	s.streams = newStreams(&s.cfg)
 	s.promHandler = promhttp.HandlerFor(cfg.Gatherer, promhttp.HandlerOpts{ErrorLog: slogPrinter{s}})
 	s.router = s.routes()
 	s.http = &http.Server{
@@ -230,6 +244,7 @@ func New(cfg Config) *Server {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn),
 	}
+	s.http.RegisterOnShutdown(s.streams.shutdown)
 	return s
 }
 
@@ -245,6 +260,8 @@ func (s *Server) routeTable() []route {
 	return []route{
 		{http.MethodPost, "/v1/events", s.auth(theeye.ScopeIngest, s.leaderOnlyIngest(s.handleIngest))},
 		{http.MethodGet, "/v1/events", s.auth(theeye.ScopeRead, s.handleEvents)},
+		{http.MethodGet, "/v1/events/:id/status", s.authAny([]theeye.Scope{theeye.ScopeIngest, theeye.ScopeRead}, s.handleEventStatus)},
+		{http.MethodGet, "/v1/stream", s.auth(theeye.ScopeRead, s.handleStream)},
 		{http.MethodGet, "/v1/sessions/:session_id/events", s.auth(theeye.ScopeRead, s.handleSessionEvents)},
 		{http.MethodDelete, "/v1/sessions/:session_id", s.auth(theeye.ScopeAdmin, s.leaderOnly(s.handleEraseSession))},
 		{http.MethodGet, "/v1/deletions/:id", s.auth(theeye.ScopeAdmin, s.handleDeletion)},
@@ -348,6 +365,12 @@ func (w *statusWriter) Flush() {
 	}
 }
 
+// FlushError flushes and reports a failed write (http.ResponseController
+// prefers it to Flush).
+func (w *statusWriter) FlushError() error {
+	return http.NewResponseController(w.ResponseWriter).Flush()
+}
+
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // Serve serves HTTP on ln until Shutdown, with the flow control loop
@@ -407,16 +430,21 @@ type handler func(http.ResponseWriter, *http.Request, httprouter.Params, *caller
 // moment ago) relays the request, with that same credential, to the leader,
 // which decides. Node proofs grant nothing here (authNode).
 func (s *Server) auth(scope theeye.Scope, h handler) httprouter.Handle {
-	return s.authenticate(scope, false, h)
+	return s.authenticate([]theeye.Scope{scope}, false, h)
+}
+
+// authAny is auth for a route any of scopes opens.
+func (s *Server) authAny(scopes []theeye.Scope, h handler) httprouter.Handle {
+	return s.authenticate(scopes, false, h)
 }
 
 // authNode is auth that also accepts a node's own proof of the cluster key
 // (peer status, a node joining): the handler then gets caller.node.
 func (s *Server) authNode(scope theeye.Scope, h handler) httprouter.Handle {
-	return s.authenticate(scope, true, h)
+	return s.authenticate([]theeye.Scope{scope}, true, h)
 }
 
-func (s *Server) authenticate(scope theeye.Scope, nodeOK bool, h handler) httprouter.Handle {
+func (s *Server) authenticate(scopes []theeye.Scope, nodeOK bool, h handler) httprouter.Handle {
 	return func(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
 		c, err := s.verifyNodeHeaders(w, r)
 		if err != nil {
@@ -443,8 +471,8 @@ func (s *Server) authenticate(scope theeye.Scope, nodeOK bool, h handler) httpro
 			s.writeError(w, r, err)
 			return
 		}
-		if !k.Has(scope) {
-			s.writeError(w, r, theeye.Errorf(theeye.EForbidden, "key %q does not have the %q scope", k.ID, scope))
+		if !slices.ContainsFunc(scopes, k.Has) {
+			s.writeError(w, r, theeye.Errorf(theeye.EForbidden, "key %q does not have the \"%s\" scope", k.ID, scopeList(scopes)))
 			return
 		}
 		c.key = k
@@ -513,6 +541,15 @@ func (s *Server) lookupBearer(r *http.Request) (*theeye.Key, error) {
 		return nil, theeye.Errorf(theeye.EUnauthorized, "unknown or revoked key")
 	}
 	return &k, nil
+}
+
+// scopeList names scopes for a message: "read", or "ingest or read".
+func scopeList(scopes []theeye.Scope) string {
+	names := make([]string, len(scopes))
+	for i, sc := range scopes {
+		names[i] = string(sc)
+	}
+	return strings.Join(names, `" or "`)
 }
 
 // maxSecretLen bounds the secret hashed per request (ours are 47 bytes).

@@ -94,6 +94,12 @@ func (x noopIndex) Revalidation(uint64) (index.RevalidationResult, error) {
 func (x noopIndex) WaitRevalidation(context.Context, uint64) (index.RevalidationResult, error) {
 	return index.RevalidationResult{}, errNoop
 }
+func (x noopIndex) ReadStream(_ context.Context, _ index.StreamQuery, from uint64, _, _ int, _ func(uint64, []byte) error) (uint64, error) {
+	return max(from, x.node.seq.Load()+1), nil
+}
+func (x noopIndex) EventStatus(context.Context, string, string, uint64) (index.EventStatus, error) {
+	return index.EventStatus{}, errNoop
+}
 
 // ServeNoop serves the no-op API on ln until ctx is done. It logs the same
 // "theeye listening" line as theeye so the suite starts it the same way.

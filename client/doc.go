@@ -66,5 +66,15 @@
 // has indexed that seq: read-your-writes on any node. SessionEventsPage,
 // EventsPage and ErrorsPage return a single page and the node's indexed seq.
 //
+// # Streams and status
+//
+// Stream follows GET /v1/stream: each valid event of a StreamQuery, in seq
+// order, from the live end, the start of the log or after a seq, handed to
+// a callback. It reconnects (with the same retries and failover as the
+// other calls) and resumes after the last event it handed over, so a
+// consumer that stores that seq with its own writes copies every event
+// exactly once. Status and StatusAt say whether an event sent with a given
+// id is pending, indexed, failed or (one copy, by its seq) a duplicate.
+//
 // The package keeps no global state; every blocking call takes a context.
 package client

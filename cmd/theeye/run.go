@@ -320,6 +320,10 @@ func (m *Main) serve(ctx context.Context, s *setup) error {
 		Logger:     m.Logger,
 		Registerer: s.reg,
 		Gatherer:   s.reg,
+
+		MaxStreams:         cfg.MaxStreams,
+		StreamWriteTimeout: cfg.StreamWriteTimeout,
+		StreamKeepAlive:    cfg.StreamKeepAlive,
 	})
 	if s.serverTLS != nil {
 		hcfg := s.serverTLS.Clone()
