@@ -62,6 +62,7 @@ fuzz:
 	$(GO) test -run=NONE -fuzz=FuzzSplitNDJSON -fuzztime=$(FUZZTIME) ./api
 	$(GO) test -run=NONE -fuzz=FuzzParseTimestamp -fuzztime=$(FUZZTIME) .
 	$(GO) test -run=NONE -fuzz=FuzzParseEvent -fuzztime=$(FUZZTIME) .
+	$(GO) test -run=NONE -fuzz=FuzzParseValidEvent -fuzztime=$(FUZZTIME) .
 	$(GO) test -run=NONE -fuzz=FuzzDecodeFrame -fuzztime=$(FUZZTIME) ./log
 	$(GO) test -run=NONE -fuzz=FuzzDecodeEnvelope -fuzztime=$(FUZZTIME) ./log
 	$(GO) test -run=NONE -fuzz=FuzzDecodeCursor -fuzztime=$(FUZZTIME) ./index
@@ -71,6 +72,7 @@ fuzz:
 	$(GO) test -run=NONE -fuzz=FuzzCompileSchema -fuzztime=$(FUZZTIME) .
 	$(GO) test -run=NONE -fuzz=FuzzLogStoreDecode -fuzztime=$(FUZZTIME) ./raftnode/logstore
 	$(GO) test -run=NONE -fuzz=FuzzRaftHandshake -fuzztime=$(FUZZTIME) ./raftnode
+	$(GO) test -run=NONE -fuzz=FuzzReadBackup -fuzztime=$(FUZZTIME) ./raftnode
 	$(GO) test -run=NONE -fuzz=FuzzParseNodeProof -fuzztime=$(FUZZTIME) ./api
 	$(GO) test -run=NONE -fuzz=FuzzNodeProofVerify -fuzztime=$(FUZZTIME) ./api
 	$(GO) test -run=NONE -fuzz=FuzzBearer -fuzztime=$(FUZZTIME) ./api

@@ -21,4 +21,14 @@ func BenchmarkParseEvent(b *testing.B) {
 			}
 		}
 	})
+	// What the indexer calls: the log holds only JSON ingest validated.
+	b.Run("event=brief-submit/valid", func(b *testing.B) {
+		b.ReportAllocs()
+		b.SetBytes(int64(len(raw)))
+		for b.Loop() {
+			if _, rs := theeye.ParseValidEvent(raw, recv, theeye.DefaultPolicy()); len(rs) != 0 {
+				b.Fatal(rs)
+			}
+		}
+	})
 }

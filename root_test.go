@@ -3,6 +3,7 @@ package theeye_test
 import (
 	"bytes"
 	"encoding/json"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -153,6 +154,28 @@ func FuzzParseEvent(f *testing.F) {
 		var sid string
 		if json.Unmarshal(m["session_id"], &sid) == nil && sid != ev.SessionID {
 			t.Fatalf("session_id %q, encoding/json %q", ev.SessionID, sid)
+		}
+	})
+}
+
+// FuzzParseValidEvent: on any bytes ParseValidEvent ends without a panic;
+// on valid JSON (all the log holds) it gives exactly ParseEvent's event
+// and verdict.
+func FuzzParseValidEvent(f *testing.F) {
+	f.Add([]byte(`{"session_id":"s","category":"c","name":"n","data":{"a":1},"timestamp":"2021-01-01 09:15:27","x":[1,{"y":"\"}"}]}`), int64(1609492527000000000))
+	f.Add([]byte(`{"a":`), int64(0))
+	f.Add([]byte(`{"a"`), int64(0))
+	f.Add([]byte(`{"\`), int64(0))
+	f.Add([]byte(`{,`), int64(0))
+	f.Fuzz(func(t *testing.T, raw []byte, recv int64) {
+		r := time.Unix(0, recv).UTC()
+		ev, reasons := theeye.ParseValidEvent(raw, r, theeye.DefaultPolicy())
+		if !json.Valid(raw) {
+			return
+		}
+		want, wantReasons := theeye.ParseEvent(raw, r, theeye.DefaultPolicy())
+		if !reflect.DeepEqual(ev, want) || !reflect.DeepEqual(reasons, wantReasons) {
+			t.Fatalf("ParseValidEvent %+v %v, ParseEvent %+v %v", ev, reasons, want, wantReasons)
 		}
 	})
 }

@@ -52,12 +52,23 @@ func DefaultPolicy() Policy { return Policy{MaxClockSkew: 5 * time.Minute} }
 // It returns the parsed event (as much as could be read) and every reason it
 // fails; no reasons means valid. Schema validation is not done here.
 func ParseEvent(raw []byte, receivedAt time.Time, p Policy) (Event, []Reason) {
-	var ev Event
-	var reasons []Reason
 	if !json.Valid(raw) {
 		_, msg := JSONSyntaxError(raw)
-		return ev, []Reason{{Code: ReasonInvalidJSON, Field: "", Message: "event is not JSON: " + msg}}
+		return Event{}, []Reason{{Code: ReasonInvalidJSON, Field: "", Message: "event is not JSON: " + msg}}
 	}
+	return ParseValidEvent(raw, receivedAt, p)
+}
+
+// ParseValidEvent is ParseEvent for raw bytes already known to be valid
+// JSON: every event in the log, since ingest refuses a request with a body
+// that is not (api's split, json.Valid and UTF-8). It skips the second
+// validation pass, a third of what parsing an event costs. On bytes that
+// are not valid JSON it never panics; what its walk sees of them (an
+// object that does not close where the bytes end) is invalid_json, what
+// it does not (a broken literal inside a value) passes.
+func ParseValidEvent(raw []byte, receivedAt time.Time, p Policy) (Event, []Reason) {
+	var ev Event
+	var reasons []Reason
 	it, ok := newObjectIter(raw)
 	if !ok {
 		return ev, []Reason{{Code: ReasonInvalidJSON, Field: "", Message: "event is not a JSON object"}}
@@ -152,6 +163,11 @@ func ParseEvent(raw []byte, receivedAt time.Time, p Policy) (Event, []Reason) {
 			}
 			ev.Extra = setField(ev.Extra, f)
 		}
+	}
+	if !it.closed() {
+		// What the walk can see of bytes that are not JSON (the log holds
+		// none: this is for a log written by anything but ingest).
+		return Event{}, []Reason{{Code: ReasonInvalidJSON, Field: "", Message: "event is not JSON: the object does not end where its bytes do"}}
 	}
 	names := [...]string{"session_id", "category", "name", "data", "timestamp"}
 	for i, ok := range seen {

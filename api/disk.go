@@ -1,12 +1,12 @@
 package api
 
 import (
-	"fmt"
 	"io/fs"
 	"path/filepath"
 	"sync"
 	"time"
 
+	"github.com/dustin/go-humanize"
 	"golang.org/x/sys/unix"
 
 	"github.com/theeye/theeye"
@@ -110,7 +110,7 @@ func (d *diskWatch) charge(n int64) error {
 		d.low = true
 		return theeye.Errorf(theeye.EInsufficientStorage,
 			"the node is short of disk: %s free, the --min-free-disk watermark is %s; writes resume by themselves once space is freed",
-			bytesString(d.free-d.charged), bytesString(d.watermark)).WithDetail(retryAfterDetail, 10)
+			humanize.IBytes(uint64(max(d.free-d.charged, 0))), humanize.IBytes(uint64(d.watermark))).WithDetail(retryAfterDetail, 10)
 	}
 	d.charged += n * writeAmplification
 	return nil
@@ -131,7 +131,7 @@ func (d *diskWatch) notReady() error {
 		return nil
 	}
 	return theeye.Errorf(theeye.EUnavailable, "not ready: %s free on the data dir's file system, below the --min-free-disk watermark of %s; writes are refused until space is freed",
-		bytesString(free), bytesString(mark)).WithDetail("disk_free_bytes", free).WithDetail("min_free_disk_bytes", mark)
+		humanize.IBytes(uint64(max(free, 0))), humanize.IBytes(uint64(mark))).WithDetail("disk_free_bytes", free).WithDetail("min_free_disk_bytes", mark)
 }
 
 // dirBytes is the bytes the regular files under dir take (0 when it
@@ -150,18 +150,4 @@ func dirBytes(dir string) int64 {
 		return nil
 	})
 	return n
-}
-
-// bytesString writes n in the largest binary unit that keeps it above 1.
-func bytesString(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

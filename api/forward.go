@@ -130,7 +130,7 @@ func (s *Server) storing(h handler) handler {
 // forwardedHeaders are the request headers relayed to the leader: the
 // client's own credentials (it is authorised there exactly as here) and
 // what the body means. Nothing of this node's is added but its proof.
-var forwardedHeaders = [...]string{"Authorization", HeaderNodeAuth, "Content-Type", "Content-Encoding", "Accept"}
+var forwardedHeaders = [...]string{"Authorization", HeaderNodeAuth, "Content-Type", "Content-Encoding", "Accept", "Last-Event-ID"}
 
 // forwardedCredentials is what a forwarding proof binds: the credential
 // headers relayed with the request.

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -72,6 +73,9 @@ type Node interface {
 	// Membership.
 	AddVoter(ctx context.Context, info raftnode.NodeInfo) error
 	RemoveServer(ctx context.Context, id string) error
+
+	// Backup takes a snapshot of this node and opens it as a backup.
+	Backup(ctx context.Context) (*raftnode.Backup, error)
 }
 
 // Index is what the API needs of the local index (index.Index).
@@ -90,6 +94,9 @@ type Index interface {
 	ErasureDoneAt(id uint64) (time.Time, error)
 	// EventStats reads the event counts of GET /v1/stats.
 	EventStats(ctx context.Context, q index.StatsQuery) (index.EventStats, error)
+	// The stream (stream.go) and the status of a client id (status.go).
+	ReadStream(ctx context.Context, q index.StreamQuery, from uint64, maxEvents, maxBytes int, fn func(seq uint64, event []byte) error) (uint64, error)
+	EventStatus(ctx context.Context, app, id string, seq uint64) (index.EventStatus, error)
 }
 
 // Config configures a Server.
@@ -104,6 +111,14 @@ type Config struct {
 	// that reaches it, with a next_cursor. Default 4 MiB.
 	MaxPageBytes int
 	ReadyLag     uint64 // /readyz fails while the indexer is this many events behind; default 100000
+
+	// Streams (stream.go): at most MaxStreams open at a time (default 64;
+	// more: 503), a keep-alive comment after StreamKeepAlive without a
+	// write (default 15 s), a reader dropped when a write to it takes
+	// longer than StreamWriteTimeout (default 30 s).
+	MaxStreams         int
+	StreamKeepAlive    time.Duration
+	StreamWriteTimeout time.Duration
 
 	// Flow control (flow.go). MaxIndexLag and MaxIndexDelay: a ready
 	// member further behind than either makes ingest 429 overloaded
@@ -208,6 +223,7 @@ type Server struct {
 	ingestRefusal refusalCache
 	stopFlow      context.CancelFunc
 	flowDone      chan struct{}
+	streams       *streams
 }
 
 // New builds a Server; Serve starts it.
@@ -218,6 +234,7 @@ func New(cfg Config) *Server {
 	s.m = newMetrics(cfg.Registerer)
 	s.disk = newDiskWatch(cfg.DataDir, cfg.DiskStores, cfg.MinFreeDisk, s.m)
 	s.flow = newFlow(s)
+	s.streams = newStreams(&s.cfg)
 	s.promHandler = promhttp.HandlerFor(cfg.Gatherer, promhttp.HandlerOpts{ErrorLog: slogPrinter{s}})
 	s.router = s.routes()
 	s.http = &http.Server{
@@ -229,6 +246,7 @@ func New(cfg Config) *Server {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn),
 	}
+	s.http.RegisterOnShutdown(s.streams.shutdown)
 	return s
 }
 
@@ -244,6 +262,8 @@ func (s *Server) routeTable() []route {
 	return []route{
 		{http.MethodPost, "/v1/events", s.auth(theeye.ScopeIngest, s.leaderOnlyIngest(s.handleIngest))},
 		{http.MethodGet, "/v1/events", s.auth(theeye.ScopeRead, s.handleEvents)},
+		{http.MethodGet, "/v1/events/:id/status", s.authAny([]theeye.Scope{theeye.ScopeIngest, theeye.ScopeRead}, s.handleEventStatus)},
+		{http.MethodGet, "/v1/stream", s.auth(theeye.ScopeRead, s.handleStream)},
 		{http.MethodGet, "/v1/sessions/:session_id/events", s.auth(theeye.ScopeRead, s.handleSessionEvents)},
 		{http.MethodGet, "/v1/stats", s.auth(theeye.ScopeRead, s.handleStats)},
 		{http.MethodDelete, "/v1/sessions/:session_id", s.auth(theeye.ScopeAdmin, s.leaderOnly(s.handleEraseSession))},
@@ -265,6 +285,8 @@ func (s *Server) routeTable() []route {
 
 		{http.MethodGet, "/v1/config", s.auth(theeye.ScopeAdmin, s.handleGetConfig)},
 		{http.MethodPut, "/v1/config", s.auth(theeye.ScopeAdmin, s.leaderOnly(s.storing(s.handlePutConfig)))},
+
+		{http.MethodGet, "/v1/backup", s.auth(theeye.ScopeAdmin, s.handleBackup)},
 
 		{http.MethodGet, "/v1/cluster", s.auth(theeye.ScopeRead, s.handleCluster)},
 		{http.MethodGet, "/v1/cluster/self", s.authNode(theeye.ScopeRead, s.handleSelf)},
@@ -346,6 +368,12 @@ func (w *statusWriter) Flush() {
 	}
 }
 
+// FlushError flushes and reports a failed write (http.ResponseController
+// prefers it to Flush).
+func (w *statusWriter) FlushError() error {
+	return http.NewResponseController(w.ResponseWriter).Flush()
+}
+
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // Serve serves HTTP on ln until Shutdown, with the flow control loop
@@ -405,16 +433,21 @@ type handler func(http.ResponseWriter, *http.Request, httprouter.Params, *caller
 // moment ago) relays the request, with that same credential, to the leader,
 // which decides. Node proofs grant nothing here (authNode).
 func (s *Server) auth(scope theeye.Scope, h handler) httprouter.Handle {
-	return s.authenticate(scope, false, h)
+	return s.authenticate([]theeye.Scope{scope}, false, h)
+}
+
+// authAny is auth for a route any of scopes opens.
+func (s *Server) authAny(scopes []theeye.Scope, h handler) httprouter.Handle {
+	return s.authenticate(scopes, false, h)
 }
 
 // authNode is auth that also accepts a node's own proof of the cluster key
 // (peer status, a node joining): the handler then gets caller.node.
 func (s *Server) authNode(scope theeye.Scope, h handler) httprouter.Handle {
-	return s.authenticate(scope, true, h)
+	return s.authenticate([]theeye.Scope{scope}, true, h)
 }
 
-func (s *Server) authenticate(scope theeye.Scope, nodeOK bool, h handler) httprouter.Handle {
+func (s *Server) authenticate(scopes []theeye.Scope, nodeOK bool, h handler) httprouter.Handle {
 	return func(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
 		c, err := s.verifyNodeHeaders(w, r)
 		if err != nil {
@@ -441,8 +474,8 @@ func (s *Server) authenticate(scope theeye.Scope, nodeOK bool, h handler) httpro
 			s.writeError(w, r, err)
 			return
 		}
-		if !k.Has(scope) {
-			s.writeError(w, r, theeye.Errorf(theeye.EForbidden, "key %q does not have the %q scope", k.ID, scope))
+		if !slices.ContainsFunc(scopes, k.Has) {
+			s.writeError(w, r, theeye.Errorf(theeye.EForbidden, "key %q does not have the \"%s\" scope", k.ID, scopeList(scopes)))
 			return
 		}
 		c.key = k
@@ -511,6 +544,15 @@ func (s *Server) lookupBearer(r *http.Request) (*theeye.Key, error) {
 		return nil, theeye.Errorf(theeye.EUnauthorized, "unknown or revoked key")
 	}
 	return &k, nil
+}
+
+// scopeList names scopes for a message: "read", or "ingest or read".
+func scopeList(scopes []theeye.Scope) string {
+	names := make([]string, len(scopes))
+	for i, sc := range scopes {
+		names[i] = string(sc)
+	}
+	return strings.Join(names, `" or "`)
 }
 
 // maxSecretLen bounds the secret hashed per request (ours are 47 bytes).

@@ -51,6 +51,7 @@ func (n *noopNode) AppliedSeq() uint64                                          
 func (n *noopNode) Stats() (raftnode.Stats, error)                                { return raftnode.Stats{}, nil }
 func (n *noopNode) AddVoter(context.Context, raftnode.NodeInfo) error             { return errNoop }
 func (n *noopNode) RemoveServer(context.Context, string) error                    { return errNoop }
+func (n *noopNode) Backup(context.Context) (*raftnode.Backup, error)              { return nil, errNoop }
 func (n *noopNode) Schemas() []theeye.Schema                                      { return nil }
 func (n *noopNode) SchemaVersions(string, string) []theeye.Schema                 { return nil }
 func (n *noopNode) PutSchema(context.Context, theeye.Schema) (theeye.Schema, error) {
@@ -95,6 +96,12 @@ func (x noopIndex) WaitRevalidation(context.Context, uint64) (index.Revalidation
 }
 func (x noopIndex) EventStats(context.Context, index.StatsQuery) (index.EventStats, error) {
 	return index.EventStats{}, errNoop
+}
+func (x noopIndex) ReadStream(_ context.Context, _ index.StreamQuery, from uint64, _, _ int, _ func(uint64, []byte) error) (uint64, error) {
+	return max(from, x.node.seq.Load()+1), nil
+}
+func (x noopIndex) EventStatus(context.Context, string, string, uint64) (index.EventStatus, error) {
+	return index.EventStatus{}, errNoop
 }
 
 // ServeNoop serves the no-op API on ln until ctx is done. It logs the same

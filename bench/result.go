@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/dustin/go-humanize"
 )
 
 // Result is one run of the suite, as written to bench/results/<date>-<commit>.json.
@@ -199,7 +201,7 @@ func (r *Result) Markdown() string {
 	fmt.Fprintf(&b, "# The Eye bench: %s run, commit %s, %s\n\n", kind, r.Commit, r.Date.UTC().Format("2006-01-02 15:04 UTC"))
 	m := r.Machine
 	fmt.Fprintf(&b, "Machine: %s/%s, %d CPUs (%s), %s RAM, kernel %s, %s; CPU pressure avg60 at start %s, at end %s. Run took %.0f s.\n\n",
-		m.OS, m.Arch, m.CPUs, m.CPUModel, FormatBytes(m.MemBytes), m.Kernel, m.GoVersion, m.CPUPressureStart, m.CPUPressureEnd, r.DurationS)
+		m.OS, m.Arch, m.CPUs, m.CPUModel, humanize.IBytes(uint64(m.MemBytes)), m.Kernel, m.GoVersion, m.CPUPressureStart, m.CPUPressureEnd, r.DurationS)
 	b.WriteString("| workload | events/s | MB/s | p50 ms | p99 ms | p99.9 ms | other | vs baseline |\n")
 	b.WriteString("|---|---:|---:|---:|---:|---:|---|---|\n")
 	rows := append(append([]Workload(nil), r.Baselines...), r.Workloads...)
@@ -258,18 +260,4 @@ func (r *Result) Markdown() string {
 		}
 	}
 	return b.String()
-}
-
-// FormatBytes prints n in binary units.
-func FormatBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

@@ -1,7 +1,8 @@
 // Package client is the Go client of The Eye: it sends events in batches
 // with retries, failover and idempotency ids, queries them back with
-// iterators that follow cursors, and drives the admin routes (apps, keys,
-// schemas, cluster). It speaks the HTTP API of API.md and nothing else.
+// iterators that follow cursors, drives the admin routes (apps, keys,
+// schemas, cluster) and downloads backups, checked as they are written
+// (Backup). It speaks the HTTP API of API.md and nothing else.
 //
 //	c, err := client.New(client.Config{Servers: []string{"http://eye1:8080", "http://eye2:8080"}, Key: key})
 //	if err != nil { return err }
@@ -64,6 +65,16 @@
 // (say Stats().LastSeq, or Ack.Seq) makes the answering node wait until it
 // has indexed that seq: read-your-writes on any node. SessionEventsPage,
 // EventsPage and ErrorsPage return a single page and the node's indexed seq.
+//
+// # Streams and status
+//
+// Stream follows GET /v1/stream: each valid event of a StreamQuery, in seq
+// order, from the live end, the start of the log or after a seq, handed to
+// a callback. It reconnects (with the same retries and failover as the
+// other calls) and resumes after the last event it handed over, so a
+// consumer that stores that seq with its own writes copies every event
+// exactly once. Status and StatusAt say whether an event sent with a given
+// id is pending, indexed, failed or (one copy, by its seq) a duplicate.
 //
 // The package keeps no global state; every blocking call takes a context.
 package client

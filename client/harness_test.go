@@ -17,8 +17,8 @@ import (
 
 // The tests drive a real theeye binary, built once in TestMain, over HTTP on
 // loopback. One node (shared) serves every test that does not kill it; each
-// test works in apps and sessions of its own. The approach is the one of
-// cmd/theeye/harness_test.go, with the helpers copied, not imported.
+// test works in apps and sessions of its own. The processes, the build and
+// the polling are cmd/theeye/theeyetest's, shared with every other suite.
 
 const adminKey = "eye_admin_client_test_key"
 

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"sync/atomic"
 	"time"
 )
 
@@ -32,6 +33,11 @@ type request struct {
 	idempotent bool
 	// extraTimeout is added to the per-attempt timeout (a min_seq wait).
 	extraTimeout time.Duration
+	// stream, when set, reads a 2xx answer's body instead of do: for an
+	// answer too big to hold (a backup). RequestTimeout then bounds the
+	// wait for the headers and each read of the body, not the attempt. Its
+	// error is final: bytes may have been handed on, so it is not retried.
+	stream func(resp *http.Response, body io.Reader) error
 }
 
 // response is a successful (2xx) answer.
@@ -129,8 +135,28 @@ func (c *Client) do(ctx context.Context, req *request) (*response, error) {
 // attempt sends req once to server.
 func (c *Client) attempt(ctx context.Context, server string, req *request, body []byte) (*response, error) {
 	c.requests.Add(1)
+	if req.stream != nil {
+		return c.attemptStream(ctx, server, req, body)
+	}
 	actx, cancel := context.WithTimeout(ctx, c.cfg.RequestTimeout+req.extraTimeout)
 	defer cancel()
+	hresp, u, err := c.sendOnce(actx, server, req, body)
+	if err != nil {
+		return nil, err
+	}
+	defer hresp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(hresp.Body, maxResponse))
+	if err != nil {
+		return nil, fmt.Errorf("read response of %s %s: %w", req.method, u, err)
+	}
+	if hresp.StatusCode >= 200 && hresp.StatusCode < 300 {
+		return &response{status: hresp.StatusCode, header: hresp.Header, body: b, server: server}, nil
+	}
+	return nil, &statusError{err: parseError(hresp.StatusCode, b, server), retryAfter: parseRetryAfter(hresp.Header.Get("Retry-After"), time.Now())}
+}
+
+// sendOnce builds req for server and sends it; the caller closes the body.
+func (c *Client) sendOnce(ctx context.Context, server string, req *request, body []byte) (*http.Response, string, error) {
 	u := server + req.path
 	if len(req.query) > 0 {
 		u += "?" + req.query.Encode()
@@ -139,9 +165,9 @@ func (c *Client) attempt(ctx context.Context, server string, req *request, body 
 	if body != nil {
 		rd = bytes.NewReader(body)
 	}
-	hr, err := http.NewRequestWithContext(actx, req.method, u, rd)
+	hr, err := http.NewRequestWithContext(ctx, req.method, u, rd)
 	if err != nil {
-		return nil, fmt.Errorf("build request %s %s: %w", req.method, u, err)
+		return nil, u, fmt.Errorf("build request %s %s: %w", req.method, u, err)
 	}
 	if c.cfg.Key != "" {
 		hr.Header.Set("Authorization", "Bearer "+c.cfg.Key)
@@ -160,18 +186,77 @@ func (c *Client) attempt(ctx context.Context, server string, req *request, body 
 	}
 	hresp, err := c.http.Do(hr)
 	if err != nil {
-		return nil, err // a *url.Error naming the method and URL
+		return nil, u, err // a *url.Error naming the method and URL
+	}
+	return hresp, u, nil
+}
+
+// attemptStream sends a stream request once to server. RequestTimeout
+// bounds the wait for the answer's headers, then each read of its body: a
+// stream as long as it needs to be, as long as it moves.
+func (c *Client) attemptStream(ctx context.Context, server string, req *request, body []byte) (*response, error) {
+	actx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	idle := &idleReader{cancel: cancel, timeout: c.cfg.RequestTimeout}
+	idle.timer = time.AfterFunc(idle.timeout, idle.expire)
+	defer idle.timer.Stop()
+	hresp, u, err := c.sendOnce(actx, server, req, body)
+	if err != nil {
+		return nil, idle.explain(err)
 	}
 	defer hresp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(hresp.Body, maxResponse))
-	if err != nil {
-		return nil, fmt.Errorf("read response of %s %s: %w", req.method, u, err)
+	if hresp.StatusCode < 200 || hresp.StatusCode >= 300 {
+		b, err := io.ReadAll(io.LimitReader(hresp.Body, 1<<20))
+		if err != nil {
+			return nil, fmt.Errorf("read response of %s %s: %w", req.method, u, idle.explain(err))
+		}
+		return nil, &statusError{err: parseError(hresp.StatusCode, b, server), retryAfter: parseRetryAfter(hresp.Header.Get("Retry-After"), time.Now())}
 	}
-	if hresp.StatusCode >= 200 && hresp.StatusCode < 300 {
-		return &response{status: hresp.StatusCode, header: hresp.Header, body: b, server: server}, nil
+	idle.r = hresp.Body
+	idle.timer.Reset(idle.timeout)
+	if err := req.stream(hresp, idle); err != nil {
+		return nil, &streamError{err: idle.explain(err)}
 	}
-	return nil, &statusError{err: parseError(hresp.StatusCode, b, server), retryAfter: parseRetryAfter(hresp.Header.Get("Retry-After"), time.Now())}
+	return &response{status: hresp.StatusCode, header: hresp.Header, server: server}, nil
 }
+
+// idleReader cancels a stream that has sent nothing for timeout.
+type idleReader struct {
+	r       io.Reader
+	cancel  context.CancelFunc
+	timeout time.Duration
+	timer   *time.Timer
+	expired atomic.Bool
+}
+
+func (ir *idleReader) expire() {
+	ir.expired.Store(true)
+	ir.cancel()
+}
+
+func (ir *idleReader) Read(p []byte) (int, error) {
+	n, err := ir.r.Read(p)
+	if n > 0 {
+		ir.timer.Reset(ir.timeout)
+	}
+	return n, err
+}
+
+// explain says so when err comes from the timer having cancelled the
+// stream.
+func (ir *idleReader) explain(err error) error {
+	if err != nil && ir.expired.Load() {
+		return fmt.Errorf("the server sent nothing for %s: %w", ir.timeout, err)
+	}
+	return err
+}
+
+// streamError is a stream request that failed while its body was read:
+// final, since bytes may have been handed on.
+type streamError struct{ err error }
+
+func (e *streamError) Error() string { return e.err.Error() }
+func (e *streamError) Unwrap() error { return e.err }
 
 // statusError carries a server's refusal and its Retry-After between
 // attempt and classify; do returns the *Error inside.
@@ -220,6 +305,10 @@ func (c *Client) classify(req *request, err error) (retry, failover bool, retryA
 		// another node would say the same, so wait, on the same server.
 		failover := se.err.Status != http.StatusTooManyRequests && se.err.Status != http.StatusInsufficientStorage
 		return true, failover, min(se.retryAfter, maxRetryAfter)
+	}
+	var stream *streamError
+	if errors.As(err, &stream) {
+		return false, false, 0
 	}
 	if req.idempotent || isDialError(err) {
 		return true, true, 0

@@ -111,7 +111,7 @@ func (ix *Index) deleteEventKeys(b *pebble.Batch, seq uint64, env *theeye.Envelo
 	if failed, err = ix.has(w.key); err != nil {
 		return false, false, err
 	}
-	ev, _ := theeye.ParseEvent(env.Raw, env.ReceivedTime(), theeye.DefaultPolicy())
+	ev, _ := theeye.ParseValidEvent(env.Raw, env.ReceivedTime(), theeye.DefaultPolicy())
 	if failed {
 		if err := b.Delete(w.key, nil); err != nil {
 			return false, false, fmt.Errorf("batch delete: %w", err)

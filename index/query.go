@@ -398,12 +398,8 @@ type bodyReader struct {
 // get returns the body of the event that pointer key ptr names under
 // category, valid until the next get or close.
 func (r *bodyReader) get(db *pebble.DB, category, ptr []byte) ([]byte, error) {
-	if r.it == nil {
-		it, err := db.NewIter(&pebble.IterOptions{LowerBound: []byte{ksCat}, UpperBound: []byte{ksCat + 1}})
-		if err != nil {
-			return nil, fmt.Errorf("new body iterator: %w", err)
-		}
-		r.it = it
+	if err := r.open(db); err != nil {
+		return nil, err
 	}
 	r.key = appendBodyKey(r.key[:0], category, ptr)
 	if !r.it.SeekPrefixGE(r.key) || !bytes.Equal(r.it.Key(), r.key) {
@@ -421,6 +417,19 @@ func (r *bodyReader) get(db *pebble.DB, category, ptr []byte) ([]byte, error) {
 		return nil, fmt.Errorf("body of seq %d: %w", seqOfKey(ptr), err)
 	}
 	return body, nil
+}
+
+// open opens the iterator over the category keyspace, if none is open.
+func (r *bodyReader) open(db *pebble.DB) error {
+	if r.it != nil {
+		return nil
+	}
+	it, err := db.NewIter(&pebble.IterOptions{LowerBound: []byte{ksCat}, UpperBound: []byte{ksCat + 1}})
+	if err != nil {
+		return fmt.Errorf("new body iterator: %w", err)
+	}
+	r.it = it
+	return nil
 }
 
 // close closes the iterator, if one is open.

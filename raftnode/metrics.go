@@ -24,18 +24,12 @@ func newMetrics(n *Node, reg prometheus.Registerer) *metrics {
 			Name: "theeye_raft_apply_seconds", Help: "Time from raft.Apply to committed and applied on the leader.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
 		}),
-		entries: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "theeye_raft_event_entries_total", Help: "Event entries proposed by this node as leader.",
-		}),
-		unknownEntries: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "theeye_raft_unknown_entries_total", Help: "Committed entries this version could not read and skipped.",
-		}),
+		entries:        newCounter("theeye_raft_event_entries_total", "Event entries proposed by this node as leader."),
+		unknownEntries: newCounter("theeye_raft_unknown_entries_total", "Committed entries this version could not read and skipped."),
 		ioErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "theeye_io_errors_total", Help: "Failed writes the node retries, by store (log, state; the indexer's are theeye_indexer_failed_batches_total).",
 		}, []string{"store"}),
-		leaderChanges: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "theeye_raft_leader_changes_total", Help: "Times this node saw the leader change (itself gaining or losing it, or another node taking over).",
-		}),
+		leaderChanges: newCounter("theeye_raft_leader_changes_total", "Times this node saw the leader change (itself gaining or losing it, or another node taking over)."),
 	}
 	for _, store := range []string{"log", "state"} { // retryIO's stores, at 0 from the start (see api/metrics.go)
 		m.ioErrors.WithLabelValues(store)
@@ -57,4 +51,9 @@ func newMetrics(n *Node, reg prometheus.Registerer) *metrics {
 		}),
 	)
 	return m
+}
+
+// newCounter is a plain counter, named and explained.
+func newCounter(name, help string) prometheus.Counter {
+	return prometheus.NewCounter(prometheus.CounterOpts{Name: name, Help: help})
 }

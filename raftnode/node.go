@@ -138,6 +138,7 @@ type Node struct {
 	raft     *raft.Raft
 	trans    *raft.NetworkTransport
 	logStore *logstore.Store
+	snaps    *snapshotStore
 	raftAddr string
 	raftBind string // the address the Raft listener is bound to
 	// appliedSeq is the last seq the FSM appended to log/.
@@ -153,7 +154,6 @@ type Node struct {
 	// until set. eraseKick wakes the eraser when it is.
 	eraseIndex atomic.Pointer[ErasureIndex]
 	eraseKick  chan struct{}
-	snaps      *snapshotStore
 	// offline is set on the node Recover builds: no Raft, and a failed
 	// write fails the recovery instead of being retried.
 	offline bool

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 
 	"github.com/hashicorp/raft"
 
@@ -123,12 +124,12 @@ func (s *snapshotStore) writeStream(w io.Writer, head []byte, lastSeq uint64) er
 
 // restoreFrames reads the frames of a snapshot stream, from firstSeq up to
 // lastSeq, and appends to log/ those it lacks. Each frame's CRC is checked
-// and the frames must follow each other from firstSeq to lastSeq exactly:
-// a damaged or cut stream is an error, never a gap. Frames are whole Raft
-// entries, so log/ either holds a frame or none of it. When the stream
-// starts past the end of log/ (the sender's retention cut dropped the
-// events between), log/ starts over at firstSeq: what it held is below the
-// cut.
+// and the frames must follow each other from firstSeq to lastSeq exactly
+// (readFrames): a damaged or cut stream is an error, never a gap. Frames
+// are whole Raft entries, so log/ either holds a frame or none of it. When
+// the stream starts past the end of log/ (the sender's retention cut
+// dropped the events between), log/ starts over at firstSeq: what it held
+// is below the cut.
 func (n *Node) restoreFrames(r io.Reader, firstSeq, lastSeq uint64) error {
 	firstSeq = max(firstSeq, 1)
 	if n.log.LastSeq()+1 < firstSeq && firstSeq <= lastSeq {
@@ -137,47 +138,19 @@ func (n *Node) restoreFrames(r io.Reader, firstSeq, lastSeq uint64) error {
 			return fmt.Errorf("restore snapshot: %w", err)
 		}
 	}
-	var buf []byte
 	appended := 0
-	for next := firstSeq; next <= lastSeq; {
-		if cap(buf) < log.HeaderSize {
-			buf = make([]byte, log.HeaderSize, 64<<10)
-		}
-		buf = buf[:log.HeaderSize]
-		if _, err := io.ReadFull(r, buf); err != nil {
-			return fmt.Errorf("read snapshot frame at seq %d: %w", next, err)
-		}
-		h, err := log.ParseHeader(buf)
-		if err != nil {
-			return fmt.Errorf("snapshot frame at seq %d: %w", next, err)
-		}
-		if h.FirstSeq != next || h.LastSeq() > lastSeq {
-			return fmt.Errorf("snapshot frame holds seqs %d-%d where %d was next (up to %d): %w", h.FirstSeq, h.LastSeq(), next, lastSeq, log.ErrCorrupt)
-		}
-		if int(h.Size()) > cap(buf) {
-			buf = append(make([]byte, 0, h.Size()), buf...)
-		}
-		buf = buf[:h.Size()]
-		if _, err := io.ReadFull(r, buf[log.HeaderSize:]); err != nil {
-			return fmt.Errorf("read snapshot frame at seq %d: %w", next, err)
-		}
-		_, payload, _, err := log.DecodeFrame(buf)
-		if err != nil {
-			return fmt.Errorf("snapshot frame at seq %d: %w", next, err)
-		}
-		next = h.LastSeq() + 1
+	err := readFrames(r, firstSeq, lastSeq, func(h log.FrameHeader, payload []byte) error {
 		if h.FirstSeq <= n.log.LastSeq() {
-			continue
+			return nil
 		}
-		got, err := n.log.Append(log.Frame{RaftIndex: h.RaftIndex, Count: h.Count, Codec: h.Codec, Payload: payload})
-		if err != nil {
-			return fmt.Errorf("append snapshot frame at seq %d: %w", h.FirstSeq, err)
+		if err := n.appendFrame(h, payload); err != nil {
+			return err
 		}
-		if got != h.FirstSeq {
-			return fmt.Errorf("snapshot frame at seq %d landed at seq %d: the logs diverge", h.FirstSeq, got)
-		}
-		n.appliedSeq.Store(h.LastSeq())
 		appended++
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	if appended == 0 {
 		return nil
@@ -207,4 +180,82 @@ func (s *snapshotStore) readMeta(id string) (snapshotMeta, error) {
 		return snapshotMeta{}, fmt.Errorf("decode snapshot %s: %w", id, err)
 	}
 	return sm, nil
+}
+
+// appendFrame appends a frame read from a snapshot stream or a backup to
+// log/, where it must land at the seq it had on its sender.
+func (n *Node) appendFrame(h log.FrameHeader, payload []byte) error {
+	got, err := n.log.Append(log.Frame{RaftIndex: h.RaftIndex, Count: h.Count, Codec: h.Codec, Payload: payload})
+	if err != nil {
+		return fmt.Errorf("append snapshot frame at seq %d: %w", h.FirstSeq, err)
+	}
+	if got != h.FirstSeq {
+		return fmt.Errorf("snapshot frame at seq %d landed at seq %d: the logs diverge", h.FirstSeq, got)
+	}
+	n.appliedSeq.Store(h.LastSeq())
+	return nil
+}
+
+// readFrames reads frames as log.AppendFrame encodes them from r, from
+// firstSeq up to lastSeq, and calls fn with each (payload is only valid
+// during the call). Each frame is checked (log.DecodeFrame: the header,
+// the CRC, the padding) and the frames must follow each other from
+// firstSeq to lastSeq exactly. An error names the frame's seq; one that
+// ends inside a frame wraps io.ErrUnexpectedEOF.
+func readFrames(r io.Reader, firstSeq, lastSeq uint64, fn func(h log.FrameHeader, payload []byte) error) error {
+	buf := make([]byte, log.HeaderSize, 64<<10)
+	for next := firstSeq; next <= lastSeq; {
+		buf = buf[:log.HeaderSize]
+		if _, err := io.ReadFull(r, buf); err != nil {
+			return fmt.Errorf("read snapshot frame at seq %d: %w", next, unexpectedEOF(err))
+		}
+		h, err := log.ParseHeader(buf)
+		if err != nil {
+			return fmt.Errorf("snapshot frame at seq %d: %w", next, err)
+		}
+		if h.FirstSeq != next || h.LastSeq() > lastSeq {
+			return fmt.Errorf("snapshot frame holds seqs %d-%d where %d was next (up to %d): %w", h.FirstSeq, h.LastSeq(), next, lastSeq, log.ErrCorrupt)
+		}
+		if buf, err = readMore(r, buf, int(h.Size())-log.HeaderSize); err != nil {
+			return fmt.Errorf("read snapshot frame at seq %d (%d bytes): %w", next, h.Size(), unexpectedEOF(err))
+		}
+		_, payload, _, err := log.DecodeFrame(buf)
+		if err != nil {
+			return fmt.Errorf("snapshot frame at seq %d: %w", next, err)
+		}
+		if err := fn(h, payload); err != nil {
+			return err
+		}
+		next = h.LastSeq() + 1
+	}
+	return nil
+}
+
+// readMore reads n more bytes from r onto buf. It grows buf as the bytes
+// arrive, never by more than it holds already (at least 64 KiB at a time),
+// so a damaged length in a header costs what the stream really holds, not
+// what the header claims.
+func readMore(r io.Reader, buf []byte, n int) ([]byte, error) {
+	for n > 0 {
+		if len(buf) == cap(buf) {
+			buf = slices.Grow(buf, min(n, max(len(buf), 64<<10)))
+		}
+		k := min(n, cap(buf)-len(buf))
+		got, err := io.ReadFull(r, buf[len(buf):len(buf)+k])
+		buf = buf[:len(buf)+got]
+		if err != nil {
+			return buf, err
+		}
+		n -= k
+	}
+	return buf, nil
+}
+
+// unexpectedEOF turns the io.EOF of a read that got nothing into
+// io.ErrUnexpectedEOF: where readFrames reads, more was due.
+func unexpectedEOF(err error) error {
+	if errors.Is(err, io.EOF) {
+		return io.ErrUnexpectedEOF
+	}
+	return err
 }

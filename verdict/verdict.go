@@ -83,7 +83,7 @@ func New(rules Rules) *Judge {
 // could be read) and every reason it fails; none means valid.
 func (j *Judge) Judge(at At, env *theeye.Envelope) (theeye.Event, []theeye.Reason) {
 	cfg := j.config(at)
-	ev, reasons := theeye.ParseEvent(env.Raw, env.ReceivedTime(), cfg.Policy())
+	ev, reasons := theeye.ParseValidEvent(env.Raw, env.ReceivedTime(), cfg.Policy())
 	if ev.Category == "" || ev.Name == "" || ev.Data == nil {
 		return ev, reasons
 	}

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/theeye/theeye/client"
 	"github.com/theeye/theeye/cmd/theeye/theeyetest"
 )
 
@@ -97,16 +98,8 @@ func parseSummary(t *testing.T, r result) summary {
 	return s
 }
 
-type storedEvent struct {
-	Seq       uint64          `json:"seq"`
-	ID        string          `json:"id"`
-	App       string          `json:"app"`
-	SessionID string          `json:"session_id"`
-	Category  string          `json:"category"`
-	Name      string          `json:"name"`
-	Data      json.RawMessage `json:"data"`
-	Timestamp time.Time       `json:"timestamp"`
-}
+// storedEvent is an event as eyectl prints it: the client's own type reads it.
+type storedEvent = client.StoredEvent
 
 func ndjsonLines(t *testing.T, s string) []storedEvent {
 	t.Helper()
@@ -358,47 +351,6 @@ func TestKeysAndCluster(t *testing.T) {
 	r = eyectl(t, adminKey, "", "schemas", "list").require(t, 0)
 	if !strings.Contains(r.stdout, "pageview") {
 		t.Errorf("schemas list %q", r.stdout)
-	}
-}
-
-// TestTail: tail prints events indexed after it started, and ends cleanly
-// when its context is cancelled.
-func TestTail(t *testing.T) {
-	app, key := createApp(t)
-	category := "tail " + app
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	out := &syncBuffer{}
-	done := make(chan result, 1)
-	go func() {
-		done <- eyectlCtx(ctx, t, adminKey, "", out, "tail", "--category", category, "--interval", "50ms", "-o", "table")
-	}()
-	waitFor(t, 10*time.Second, "the tail header", func() error {
-		if !strings.HasPrefix(out.String(), "SEQ ") {
-			return fmt.Errorf("output %q", out.String())
-		}
-		return nil
-	})
-	var b strings.Builder
-	for i := range 3 {
-		fmt.Fprintf(&b, `{"session_id":"tail-%d","category":%q,"name":"n","data":{"i":%d},"timestamp":%q}`+"\n",
-			i, category, i, time.Now().UTC().Format(time.RFC3339Nano))
-	}
-	eyectl(t, key, b.String(), "send", "-").require(t, 0)
-	waitFor(t, 10*time.Second, "tail to print the 3 events", func() error {
-		for i := range 3 {
-			if !strings.Contains(out.String(), fmt.Sprintf("tail-%d ", i)) {
-				return fmt.Errorf("output %q", out.String())
-			}
-		}
-		return nil
-	})
-	cancel()
-	r := <-done
-	r.require(t, 0)
-	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
-	if len(lines) != 4 {
-		t.Errorf("%d rows, want a header and each event once:\n%s", len(lines), r.stdout)
 	}
 }
 

@@ -10,8 +10,7 @@ import (
 
 // The tests run eyectl in-process (run with args and buffers) against a real
 // theeye node, built once in TestMain and started once for the package. The
-// helpers are copied from client/harness_test.go (which follows
-// cmd/theeye/harness_test.go), not imported.
+// processes, the build and the polling are cmd/theeye/theeyetest's.
 
 const adminKey = "eye_admin_eyectl_test_key"
 

@@ -1,14 +1,6 @@
 package main
 
 import (
-	"cmp"
-	"context"
-	"errors"
-	"fmt"
-	"slices"
-	"strings"
-	"time"
-
 	"github.com/spf13/cobra"
 
 	"github.com/theeye/theeye/client"
@@ -118,114 +110,6 @@ unknown_event_type.`,
 	f.StringVar(&app, "app", "", "only events sent by this app")
 	q.register(cmd)
 	return cmd
-}
-
-func (c *cli) tailCommand() *cobra.Command {
-	var category, name, app string
-	var interval, window time.Duration
-	cmd := &cobra.Command{
-		Use:   "tail [--category C [--name N]] [--app A]",
-		Short: "Follow new events as they are indexed",
-		Long: `Follow new events: every --interval, print the events indexed since the last
-look (in seq order) whose timestamp is within --window of now. Events sent with
-an older timestamp are stored and queryable, but tail does not show them. Stop
-with Ctrl-C.`,
-		Example: `  eyectl tail --category "form interaction"`,
-		Args:    noArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if name != "" && category == "" {
-				return usageErrf("--name needs --category: an event type is category + name")
-			}
-			if interval <= 0 || window <= 0 {
-				return usageErrf("--interval and --window must be more than 0")
-			}
-			cl, err := c.newClient(func(cfg *client.Config) { cfg.MaxRetries = max(cfg.MaxRetries, 5) })
-			if err != nil {
-				return err
-			}
-			defer closeClient(cl)
-			err = c.tail(cmd.Context(), cl, client.Query{Category: category, Name: name, App: app}, interval, window)
-			if errors.Is(err, context.Canceled) {
-				return nil // Ctrl-C is how tail ends
-			}
-			return err
-		},
-	}
-	f := cmd.Flags()
-	f.StringVar(&category, "category", "", "only this category")
-	f.StringVar(&name, "name", "", "only this name (needs --category)")
-	f.StringVar(&app, "app", "", "only events sent by this app")
-	f.DurationVar(&interval, "interval", time.Second, "how often to look for new events")
-	f.DurationVar(&window, "window", 5*time.Minute, "show new events whose timestamp is at most this far from now")
-	return cmd
-}
-
-// tail polls: the node's indexed seq marks what was seen; each round reads
-// the window and prints the events with a seq in (seen, indexed].
-func (c *cli) tail(ctx context.Context, cl *client.Client, q client.Query, interval, window time.Duration) error {
-	q.Limit = 1
-	first, err := cl.EventsPage(ctx, q, "")
-	if err != nil {
-		return err
-	}
-	seen := first.IndexedSeq
-	format := c.format()
-	if format == "table" {
-		tw := newTable(c.stdout)
-		fmt.Fprintln(tw, strings.Join(eventHeader(), "\t"))
-		tw.Flush()
-	}
-	tick := time.NewTicker(interval)
-	defer tick.Stop()
-	q.Limit = 1000
-	for {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-tick.C:
-		}
-		now := time.Now()
-		q.From, q.To = now.Add(-window), now.Add(window)
-		var fresh []client.StoredEvent
-		top := uint64(0)
-		cursor := ""
-		for {
-			p, err := cl.EventsPage(ctx, q, cursor)
-			if err != nil {
-				return err
-			}
-			if top == 0 {
-				top = p.IndexedSeq // everything up to it is visible to every page
-			}
-			for _, e := range p.Items {
-				if e.Seq > seen && e.Seq <= top {
-					fresh = append(fresh, e)
-				}
-			}
-			if p.NextCursor == "" {
-				break
-			}
-			cursor = p.NextCursor
-		}
-		slices.SortFunc(fresh, func(a, b client.StoredEvent) int { return cmp.Compare(a.Seq, b.Seq) })
-		if len(fresh) > 0 {
-			if _, err := (lister[client.StoredEvent]{format: tailFormat(format), w: c.stdout, header: eventHeader(), row: eventRow}).print(seqOf(fresh)); err != nil {
-				return err
-			}
-		}
-		if top > seen {
-			seen = top
-		}
-	}
-}
-
-// tailFormat: tail streams, so json is printed as NDJSON and the table
-// header only once.
-func tailFormat(f string) string {
-	if f == "table" {
-		return "rows"
-	}
-	return "ndjson"
 }
 
 func noArgs(cmd *cobra.Command, args []string) error {

@@ -97,8 +97,8 @@ Exit codes:
 	f.StringVarP(&c.output, "output", "o", "", "output format: table, json or ndjson (default: table on a terminal, ndjson otherwise)")
 	f.IntVar(&c.retries, "retries", 2, "how many times a failed request is retried (network errors, 429, 503)")
 	f.StringVar(&c.ca, "ca", "", "PEM file of the CA that signed the server's certificate, for https:// servers run with --tls-ca (env THEEYE_CA)")
-	root.AddCommand(c.sendCommand(), c.eventsCommand(), c.errorsCommand(), c.statsCommand(), c.tailCommand(), c.revalidateCommand(),
-		c.appsCommand(), c.keysCommand(), c.schemasCommand(), c.clusterCommand())
+	root.AddCommand(c.sendCommand(), c.eventsCommand(), c.errorsCommand(), c.statsCommand(), c.tailCommand(), c.statusCommand(), c.revalidateCommand(),
+		c.appsCommand(), c.keysCommand(), c.schemasCommand(), c.clusterCommand(), c.backupCommand())
 	return root
 }
 
@@ -232,6 +232,8 @@ func (c *cli) explain(err error) (int, string) {
 		return exitUsage, oneLine(ue.Error()) + " (see eyectl --help)"
 	case errors.As(err, &ce):
 		return c.explainStatus(err, ce)
+	case errors.Is(err, client.ErrBadBackup):
+		return exitUnreachable, oneLine(err.Error())
 	}
 	prefix := ""
 	var ps *partialSendError

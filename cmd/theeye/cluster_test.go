@@ -484,9 +484,14 @@ func TestFollowerCatchesUpThroughSnapshot(t *testing.T) {
 	lag.restart()
 	c.waitMembers(3)
 	c.verify(l)
-	if !strings.Contains(lag.Out.String(), "caught up from a snapshot") {
-		t.Fatalf("the follower did not catch up through a snapshot:\n%s", lag.Out.String())
-	}
+	// The line comes once the appended frames are synced, which may be
+	// after the indexer has made them visible to the queries above.
+	waitFor(t, 10*time.Second, "the follower to log its catch-up through a snapshot", func() error {
+		if !strings.Contains(lag.Out.String(), "caught up from a snapshot") {
+			return fmt.Errorf("not in its log:\n%s", lag.Out.String())
+		}
+		return nil
+	})
 }
 
 // TestPartitionedMinorityNeverAcks: a node cut off from the others (here

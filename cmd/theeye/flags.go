@@ -13,6 +13,8 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+
+	"github.com/theeye/theeye/api"
 )
 
 // Config is everything `theeye serve` is configured by.
@@ -50,11 +52,18 @@ type Config struct {
 	TLSCA          string
 	PProf          string
 
+	// Streams (GET /v1/stream): how many at once, and how long a write to
+	// a reader may take before it is dropped.
+	MaxStreams         int
+	StreamWriteTimeout time.Duration
+
 	// HTTP connection bounds, hidden: tests shorten them to play slow
 	// clients.
 	HTTPReadHeaderTimeout time.Duration
 	HTTPReadTimeout       time.Duration
 	HTTPWriteTimeout      time.Duration
+	// StreamKeepAlive, hidden: tests shorten the stream's keep-alive.
+	StreamKeepAlive time.Duration
 
 	// LogSegmentSize, hidden: tests use small segments so that retention
 	// has whole segments to drop.
@@ -86,6 +95,9 @@ func DefaultConfig() Config {
 		CacheSize:      64 << 20,
 		LogLevel:       "info",
 		LogFormat:      "text",
+
+		MaxStreams:         api.DefaultMaxStreams,
+		StreamWriteTimeout: api.DefaultStreamWriteTimeout,
 	}
 }
 
@@ -96,7 +108,7 @@ func newRootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newServeCommand(), newRecoverCommand(), newVersionCommand(), newHealthCommand())
+	root.AddCommand(newServeCommand(), newRecoverCommand(), newRestoreCommand(), newVersionCommand(), newHealthCommand())
 	return root
 }
 
@@ -198,6 +210,8 @@ case), e.g. THEEYE_DATA_DIR=/var/lib/theeye.`,
 	f.DurationVar(&cfg.MaxEventAge, "max-event-age", 0, "how far before received_at an event timestamp may be (0: no limit)")
 	f.DurationVar(&cfg.Retention, "retention", 0, "how long events are kept after their received_at (0: for ever); seeds the cluster config of a new cluster")
 	f.Uint64Var(&cfg.ReadyLag, "ready-lag", cfg.ReadyLag, "/readyz fails while the indexer is more than this many events behind")
+	f.IntVar(&cfg.MaxStreams, "max-streams", cfg.MaxStreams, "most streams (GET /v1/stream) this node serves at once; more are 503")
+	f.DurationVar(&cfg.StreamWriteTimeout, "stream-write-timeout", cfg.StreamWriteTimeout, "a stream reader that takes no data for this long is dropped")
 	f.StringVar(&cfg.Codec, "codec", cfg.Codec, "compression of Raft entries and log frames: none, s2 or zstd")
 	f.Int64Var(&cfg.CacheSize, "cache-size", cfg.CacheSize, "index block cache in bytes")
 	f.Int64Var(&cfg.MemoryLimit, "memory-limit", 0, "Go soft memory limit in bytes (0: GOMEMLIMIT if set, else 64 MiB, plus the Pebble caches in a build without cgo; negative: none)")
@@ -217,6 +231,8 @@ case), e.g. THEEYE_DATA_DIR=/var/lib/theeye.`,
 	f.MarkHidden("http-read-header-timeout")
 	f.MarkHidden("http-read-timeout")
 	f.MarkHidden("http-write-timeout")
+	f.DurationVar(&cfg.StreamKeepAlive, "stream-keepalive", 0, "a stream sends a comment after this long without an event (0: 15s)")
+	f.MarkHidden("stream-keepalive")
 	f.Int64Var(&cfg.LogSegmentSize, "log-segment-size", 0, "bytes of one log/ segment file (0: 64 MiB)")
 	f.MarkHidden("log-segment-size")
 	f.MarkHidden("raft-snapshot-interval")

@@ -199,18 +199,25 @@ type event struct {
 	ReceivedAt string          `json:"received_at"`
 }
 
-type page struct {
-	Events     []event `json:"events"`
+// listPage is a page of a list route: its items and next cursor.
+type listPage[T any] struct {
+	Events     []T     `json:"events"`
+	Errors     []T     `json:"errors"`
 	NextCursor *string `json:"next_cursor"`
 }
 
-// get queries a list route with the admin key and requires a 200.
-func (p *proc) get(path string) page {
+type page = listPage[event]
+
+// getPage queries a list route with the admin key and requires a 200.
+func getPage[T any](p *proc, path string) listPage[T] {
 	p.t.Helper()
-	var pg page
+	var pg listPage[T]
 	p.call("GET", path, testAdminKey, "", nil, 200, &pg)
 	return pg
 }
+
+// get queries an event list route.
+func (p *proc) get(path string) page { p.t.Helper(); return getPage[event](p, path) }
 
 // exportAll streams every event of a query as NDJSON.
 func (p *proc) exportAll(path string) []event {

@@ -127,7 +127,7 @@ const (
 // of the README's table.
 func hostileCases() []hostileCase {
 	return slices.Concat(bodyCases(), sizeCases(), ndjsonCases(), encodingCases(), credentialCases(),
-		headerCases(), methodCases(), parameterCases(), adminCases(), slowCases())
+		headerCases(), methodCases(), parameterCases(), streamStatusCases(), adminCases(), slowCases())
 }
 
 // bigEvent is one event over hostileMaxEvent.

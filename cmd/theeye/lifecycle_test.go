@@ -303,13 +303,32 @@ func TestEraseReachesANodeThatWasDown(t *testing.T) {
 	for i := range 60 {
 		postMarked(t, lead, key, "later", fmt.Sprintf("LATER%02d", i), 1)
 	}
-	waitFor(t, 30*time.Second, "a snapshot past the stopped follower", func() error {
-		snaps, _ := filepath.Glob(filepath.Join(lead.DataDir, "raft", "snapshots", "snapshots", "*", "meta.json"))
-		if len(snaps) == 0 {
-			return fmt.Errorf("no snapshot yet")
+	// The deletion's own snapshot is too early (the entries after it stay
+	// in the Raft log): wait until both running nodes (whichever leads when
+	// the stopped one comes back) hold one taken among the later posts,
+	// after which they keep 8 trailing entries, far past the stopped node
+	// (at Raft index 15 or so).
+	for _, p := range c.nodes {
+		if p == down {
+			continue
 		}
-		return nil
-	})
+		waitFor(t, 30*time.Second, "a snapshot past the stopped follower on "+p.URL, func() error {
+			snaps, _ := filepath.Glob(filepath.Join(p.DataDir, "raft", "snapshots", "snapshots", "*", "meta.json"))
+			newest := 0
+			for _, m := range snaps {
+				// Named term-index-millis.
+				if f := strings.Split(filepath.Base(filepath.Dir(m)), "-"); len(f) == 3 {
+					if i, err := strconv.Atoi(f[1]); err == nil {
+						newest = max(newest, i)
+					}
+				}
+			}
+			if newest < 40 {
+				return fmt.Errorf("newest snapshot at Raft index %d, want 40 or later", newest)
+			}
+			return nil
+		})
+	}
 	down.restart()
 	c.waitMembers(3)
 	waitDeletionDone(t, down, del.ID, 100)

@@ -320,6 +320,10 @@ func (m *Main) serve(ctx context.Context, s *setup) error {
 		Logger:     m.Logger,
 		Registerer: s.reg,
 		Gatherer:   s.reg,
+
+		MaxStreams:         cfg.MaxStreams,
+		StreamWriteTimeout: cfg.StreamWriteTimeout,
+		StreamKeepAlive:    cfg.StreamKeepAlive,
 	})
 	if s.serverTLS != nil {
 		hcfg := s.serverTLS.Clone()
@@ -360,6 +364,15 @@ func (m *Main) announce(ctx context.Context, s *setup) {
 	m.Logger.Info("theeye listening", "http", m.ln.Addr().String(), "raft", m.node.RaftAddr(), "raft_listen", m.node.RaftListenAddr(),
 		"node", cfg.NodeID, "data_dir", cfg.DataDir, "version", version)
 	keyFile := filepath.Join(cfg.DataDir, "admin.key")
+	if _, known := m.node.LookupKey(theeye.HashSecret(s.adminKey)); s.generated && m.node.Seeded() && !known {
+		// A cluster seeded with another admin key (a restored backup holds
+		// its source's): a key generated now could never be registered.
+		s.generated = false
+		if err := os.Remove(keyFile); err != nil {
+			m.Logger.Warn("removing the admin key generated for nothing", "file", keyFile, "err", err)
+		}
+		m.Logger.Info("this data dir holds a cluster seeded with its own admin key (a restored backup: the source cluster's keys); none generated")
+	}
 	switch {
 	case s.generated:
 		fmt.Fprintf(os.Stderr, "\nGenerated admin key (shown once; also saved in %s):\n\n    %s\n\n", keyFile, s.adminKey)
@@ -412,15 +425,36 @@ func (m *Main) adminKey(bootstrap bool) (key string, generated bool, err error) 
 	if !bootstrap {
 		return "", false, nil
 	}
-	var raw [32]byte
-	if _, err := rand.Read(raw[:]); err != nil {
+	key, err = newSecret("eye_admin_", path)
+	if err != nil {
 		return "", false, fmt.Errorf("generate admin key: %w", err)
 	}
-	key = "eye_admin_" + base64.RawURLEncoding.EncodeToString(raw[:])
-	if err := os.WriteFile(path, []byte(key+"\n"), 0o600); err != nil {
-		return "", false, fmt.Errorf("write %s: %w", path, err)
-	}
 	return key, true, nil
+}
+
+// newSecret generates a key (prefix, then 32 random bytes in base64url)
+// and writes it to path, mode 0600, synced.
+func newSecret(prefix, path string) (string, error) {
+	var raw [32]byte
+	if _, err := rand.Read(raw[:]); err != nil {
+		return "", fmt.Errorf("random bytes: %w", err)
+	}
+	key := prefix + base64.RawURLEncoding.EncodeToString(raw[:])
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return "", fmt.Errorf("create %s: %w", path, err)
+	}
+	_, err = f.WriteString(key + "\n")
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return "", fmt.Errorf("write %s: %w", path, err)
+	}
+	return key, nil
 }
 
 // clusterKey returns the cluster key: --cluster-key, else the one saved in
@@ -449,13 +483,9 @@ func (m *Main) clusterKey(bootstrap bool) (string, error) {
 	if _, err := os.Stat(filepath.Join(m.Config.DataDir, "raft")); err == nil {
 		return "", fmt.Errorf("this data dir holds a cluster but no %s: give --cluster-key", path)
 	}
-	var raw [32]byte
-	if _, err := rand.Read(raw[:]); err != nil {
+	key, err := newSecret("eye_cluster_", path)
+	if err != nil {
 		return "", fmt.Errorf("generate cluster key: %w", err)
-	}
-	key := "eye_cluster_" + base64.RawURLEncoding.EncodeToString(raw[:])
-	if err := os.WriteFile(path, []byte(key+"\n"), 0o600); err != nil {
-		return "", fmt.Errorf("write %s: %w", path, err)
 	}
 	m.Logger.Info("generated a cluster key; nodes that join this cluster need it (--cluster-key)", "file", path)
 	return key, nil

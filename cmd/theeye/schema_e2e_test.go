@@ -22,17 +22,10 @@ type errRecord struct {
 	Event    json.RawMessage                         `json:"event"`
 }
 
-type errPage struct {
-	Errors     []errRecord `json:"errors"`
-	NextCursor *string     `json:"next_cursor"`
-}
+type errPage = listPage[errRecord]
 
-func (p *proc) errors(path string) errPage {
-	p.t.Helper()
-	var pg errPage
-	p.call("GET", path, testAdminKey, "", nil, 200, &pg)
-	return pg
-}
+// errors queries an error list route.
+func (p *proc) errors(path string) errPage { p.t.Helper(); return getPage[errRecord](p, path) }
 
 type schemaJSON struct {
 	Category     string          `json:"category"`
