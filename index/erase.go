@@ -86,7 +86,7 @@ func (ix *Index) SetErasureStage(id uint64, stage int) error {
 	if err != nil {
 		return fmt.Errorf("encode erasure %d: %w", id, err)
 	}
-	if err := ix.db.Set(appendErasureKey(nil, id), v, pebble.Sync); err != nil {
+	if err := ix.durable(func(b *pebble.Batch) error { return b.Set(appendErasureKey(nil, id), v, nil) }); err != nil {
 		return fmt.Errorf("record erasure %d: %w", id, err)
 	}
 	return nil
@@ -153,8 +153,15 @@ func (ix *Index) EraseSessionKeys(id uint64, session string, atSeq uint64) (done
 	if err := ix.state.setMeta(b, metaValue{metaEvents, totals.Events}, metaValue{metaErrors, totals.Errors}); err != nil {
 		return false, err
 	}
-	if err := b.Commit(pebble.Sync); err != nil {
+	if err := b.Commit(pebble.NoSync); err != nil {
 		return false, fmt.Errorf("commit erasure %d: %w", id, err)
+	}
+	// The last chunk ends the index stage: the keys must be gone from
+	// disk before log/ rewrites the segments (no WAL, see durable).
+	if done {
+		if err := ix.db.Flush(); err != nil {
+			return false, fmt.Errorf("flush erasure %d: %w", id, err)
+		}
 	}
 	ix.totals = totals
 	ix.publish()

@@ -157,6 +157,12 @@ func Open(cfg Config) (*Index, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open index %s: %w", cfg.Dir, err)
 	}
+	// A store written by a build with a WAL may have replayed it into
+	// the memtable: flush it, so that all Open reads below is on disk.
+	if err := db.Flush(); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("open index %s: flush the replayed WAL: %w", cfg.Dir, err)
+	}
 	var rules verdict.Rules
 	if cfg.Rules != nil {
 		rules = cfg.Rules
@@ -182,6 +188,7 @@ func Open(cfg Config) (*Index, error) {
 		}
 	}
 	ix.publish()
+	ix.purgedPub.Store(ix.purged) // read from disk, so durable
 	ix.log.Info("index opened", "dir", cfg.Dir, "indexed_seq", ix.cursor,
 		"events", ix.totals.Events, "errors", ix.totals.Errors, "duplicates", ix.totals.Duplicates)
 	return ix, nil
@@ -203,7 +210,9 @@ func (ix *Index) loadMeta() error {
 			return fmt.Errorf("database has a cursor (%d) but no layout version", cursor)
 		}
 		k := appendMetaKey(nil, metaVersion)
-		if err := ix.db.Set(k, binary.BigEndian.AppendUint64(nil, layoutVersion), pebble.Sync); err != nil {
+		if err := ix.durable(func(b *pebble.Batch) error {
+			return b.Set(k, binary.BigEndian.AppendUint64(nil, layoutVersion), nil)
+		}); err != nil {
 			return fmt.Errorf("write layout version: %w", err)
 		}
 		version = layoutVersion
@@ -216,12 +225,14 @@ func (ix *Index) loadMeta() error {
 		// state (revalidations included), so an old layout is dropped and
 		// indexed again from seq 1.
 		ix.log.Warn("index has an older layout; rebuilding it from the log", "layout", version, "want", layoutVersion)
-		if err := ix.db.DeleteRange([]byte{0}, []byte{0xff}, pebble.Sync); err != nil {
-			return fmt.Errorf("drop index of layout %d: %w", version, err)
-		}
 		k := appendMetaKey(nil, metaVersion)
-		if err := ix.db.Set(k, binary.BigEndian.AppendUint64(nil, layoutVersion), pebble.Sync); err != nil {
-			return fmt.Errorf("write layout version: %w", err)
+		if err := ix.durable(func(b *pebble.Batch) error {
+			if err := b.DeleteRange([]byte{0}, []byte{0xff}, nil); err != nil {
+				return err
+			}
+			return b.Set(k, binary.BigEndian.AppendUint64(nil, layoutVersion), nil)
+		}); err != nil {
+			return fmt.Errorf("drop index of layout %d: %w", version, err)
 		}
 	}
 	for _, f := range []struct {
@@ -279,8 +290,14 @@ func (ix *Index) Close() error {
 		_ = ix.state.batch.Close() // empty: reset after each commit
 		ix.state.batch = nil
 	}
+	// Without a WAL the memtables are all that holds the last batches:
+	// flush them, or the next Open indexes them again from the log.
+	flushErr := ix.db.Flush()
 	if err := ix.db.Close(); err != nil {
 		return fmt.Errorf("close index %s: %w", ix.cfg.Dir, err)
+	}
+	if flushErr != nil {
+		return fmt.Errorf("close index %s: flush: %w", ix.cfg.Dir, flushErr)
 	}
 	ix.log.Info("index closed", "indexed_seq", ix.cursor)
 	return nil
@@ -319,12 +336,32 @@ func (ix *Index) WaitIndexed(ctx context.Context, seq uint64) error {
 	}
 }
 
+// durable commits what write adds to a batch and flushes the memtable,
+// so that it is on disk when durable returns. The index has no WAL
+// (pebbleOptions): a plain commit is lost in a crash until the next
+// flush, which is right for indexing (the log has it all) and wrong for
+// what other parts act on: the layout version, a dropped index, an
+// erasure's stage, purged keys that let log/ delete segments.
+func (ix *Index) durable(write func(*pebble.Batch) error) error {
+	b := ix.db.NewBatch()
+	defer b.Close()
+	if err := write(b); err != nil {
+		return fmt.Errorf("batch: %w", err)
+	}
+	if err := b.Commit(pebble.NoSync); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	if err := ix.db.Flush(); err != nil {
+		return fmt.Errorf("flush: %w", err)
+	}
+	return nil
+}
+
 // publish makes the committed state visible: IndexedSeq, Stats, the gauge,
 // and wakes WaitIndexed. The caller holds writeMu (or is Open).
 func (ix *Index) publish() {
 	ix.indexed.Store(ix.cursor)
 	ix.revalDone.Store(ix.revalidated)
-	ix.purgedPub.Store(ix.purged)
 	ix.events.Store(ix.totals.Events)
 	ix.errors.Store(ix.totals.Errors)
 	ix.duplicates.Store(ix.totals.Duplicates)

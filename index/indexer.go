@@ -287,24 +287,25 @@ func (ix *Index) restartAt(first uint64) error {
 	if ix.cursor > 0 {
 		ix.log.Warn("the log starts above what the index holds; dropping the index and indexing from the log's first seq",
 			"indexed_seq", ix.cursor, "log_first_seq", first)
-		if err := ix.db.DeleteRange([]byte{0}, appendMetaKey(nil, metaVersion), pebble.Sync); err != nil {
-			return fmt.Errorf("drop the index: %w", err)
-		}
-		if err := ix.db.DeleteRange(append(appendMetaKey(nil, metaVersion), 0), []byte{0xff}, pebble.Sync); err != nil {
-			return fmt.Errorf("drop the index: %w", err)
-		}
 	}
-	b := ix.db.NewBatch()
-	defer b.Close()
-	if err := ix.state.setMeta(b, metaValue{metaCursor, first - 1}, metaValue{metaPurged, first}, metaValue{metaEvents, 0},
-		metaValue{metaErrors, 0}, metaValue{metaDuplicates, 0}, metaValue{metaRevalidated, ix.revalidated}); err != nil {
-		return err
-	}
-	if err := b.Commit(pebble.Sync); err != nil {
+	drop := ix.cursor > 0
+	if err := ix.durable(func(b *pebble.Batch) error {
+		if drop {
+			if err := b.DeleteRange([]byte{0}, appendMetaKey(nil, metaVersion), nil); err != nil {
+				return err
+			}
+			if err := b.DeleteRange(append(appendMetaKey(nil, metaVersion), 0), []byte{0xff}, nil); err != nil {
+				return err
+			}
+		}
+		return ix.state.setMeta(b, metaValue{metaCursor, first - 1}, metaValue{metaPurged, first}, metaValue{metaEvents, 0},
+			metaValue{metaErrors, 0}, metaValue{metaDuplicates, 0}, metaValue{metaRevalidated, ix.revalidated})
+	}); err != nil {
 		return fmt.Errorf("restart the index at seq %d: %w", first, err)
 	}
 	ix.cursor, ix.purged, ix.totals = first-1, first, Stats{IndexedSeq: first - 1}
 	ix.publish()
+	ix.purgedPub.Store(ix.purged)
 	return nil
 }
 

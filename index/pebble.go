@@ -25,8 +25,13 @@ func pebbleOptions(cfg *Config, cache *pebble.Cache) *pebble.Options {
 		L0StopWritesThreshold:       24,
 		CompactionConcurrencyRange:  func() (int, int) { return 1, 2 },
 		FormatMajorVersion:          pebble.FormatNewest,
-		Logger:                      theeye.PrintfLogger{L: cfg.Logger},
-		FS:                          cfg.FS,
+		// No WAL: the log is the source of truth and the cursor is in the
+		// same batch as the keys it covers, so a crash loses a suffix of
+		// whole batches and the indexer indexes them again. What must
+		// survive a crash goes through Index.durable (DESIGN.md "No WAL").
+		DisableWAL: true,
+		Logger:     theeye.PrintfLogger{L: cfg.Logger},
+		FS:         cfg.FS,
 	}
 	opts.Levels[0].FilterPolicy = bloom.FilterPolicy(10)
 	// MinLZ on every level, with 16 KiB blocks on the two bottom ones,

@@ -94,6 +94,15 @@ func (ix *Index) purgeBatch() (n int, advanced bool, err error) {
 	}
 	ix.purged, ix.totals = next, totals
 	ix.publish()
+	if !ix.purgeDue() {
+		// log/ deletes the segments below PurgedBelow, so it moves only
+		// once the deletions are on disk (the index has no WAL): one
+		// flush when a purge is through, not one per chunk.
+		if err := ix.db.Flush(); err != nil {
+			return 0, true, fmt.Errorf("flush purge [%d, %d): %w", from, next, err)
+		}
+		ix.purgedPub.Store(ix.purged)
+	}
 	ix.m.purged.Add(float64(count))
 	ix.log.Debug("purged expired events", "from", from, "to", next, "took", time.Since(start))
 	return 0, true, nil

@@ -190,18 +190,20 @@ func TestStats_AfterIndexing(t *testing.T) {
 }
 
 // TestStats_Crash: the counts commit with the cursor. After each batch
-// (NoSync), a crash clone keeps only what was synced; reopened on it and
-// indexed to the end, the counts are those of one clean run.
+// (NoSync, and no WAL), a crash clone keeps what was synced and, every
+// other time, a random part of what was not; reopened on it and indexed
+// to the end, the counts are those of one clean run.
 func TestStats_Crash(t *testing.T) {
 	src := newFakeSource()
 	statsLog(src, 1200, 2)
 	fs := vfs.NewCrashableMem()
-	cfg := Config{Dir: "/idx", FS: fs, Source: src, BatchSize: 100}
+	cfg := Config{Dir: "/idx", FS: fs, Source: src, BatchSize: 100, MemTableSize: 64 << 10}
 	ix, err := Open(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ix.Close()
+	rng := rand.New(rand.NewPCG(3, 4))
 	for crashes := 0; ; crashes++ {
 		if _, advanced, err := ix.indexBatch(); err != nil {
 			t.Fatal(err)
@@ -211,18 +213,17 @@ func TestStats_Crash(t *testing.T) {
 			}
 			break
 		}
-		switch crashes % 3 {
-		case 1:
-			if err := ix.db.LogData(nil, pebble.Sync); err != nil {
-				t.Fatal(err)
-			}
-		case 2:
+		if crashes%3 == 2 {
 			if err := ix.db.Flush(); err != nil {
 				t.Fatal(err)
 			}
 		}
+		crash := vfs.CrashCloneCfg{}
+		if crashes%2 == 1 {
+			crash = vfs.CrashCloneCfg{UnsyncedDataPercent: 50, RNG: rng}
+		}
 		crashCfg := cfg
-		crashCfg.FS = fs.CrashClone(vfs.CrashCloneCfg{})
+		crashCfg.FS = fs.CrashClone(crash)
 		re, err := Open(crashCfg)
 		if err != nil {
 			t.Fatalf("reopen after a crash at %d: %v", ix.IndexedSeq(), err)

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2"
+
 	"github.com/theeye/theeye"
 )
 
@@ -247,7 +249,7 @@ func TestOpen_RebuildsOlderLayout(t *testing.T) {
 	ix := openTest(t, dir, src)
 	indexAll(t, ix)
 	want := takeSnapshot(t, ix)
-	if err := ix.db.Set(appendMetaKey(nil, metaVersion), appendUint64(nil, 1), nil); err != nil {
+	if err := ix.db.Set(appendMetaKey(nil, metaVersion), appendUint64(nil, 1), pebble.NoSync); err != nil {
 		t.Fatal(err)
 	}
 	if err := ix.Close(); err != nil {
@@ -261,7 +263,7 @@ func TestOpen_RebuildsOlderLayout(t *testing.T) {
 	if got := takeSnapshot(t, re); !got.equal(want) {
 		t.Fatalf("rebuilt %+v, want %+v", got.stats, want.stats)
 	}
-	if err := re.db.Set(appendMetaKey(nil, metaVersion), appendUint64(nil, layoutVersion+1), nil); err != nil {
+	if err := re.db.Set(appendMetaKey(nil, metaVersion), appendUint64(nil, layoutVersion+1), pebble.NoSync); err != nil {
 		t.Fatal(err)
 	}
 	if err := re.Close(); err != nil {

@@ -179,11 +179,25 @@ type ack struct {
 	Seq      uint64 `json:"seq"`
 }
 
-// post sends events and requires a 202.
+// post sends events and requires a 202. A 429 (the node pushing back,
+// nothing of the request stored) is sent again, as a client would, for up
+// to a minute.
 func (p *proc) post(key, contentType string, body []byte) ack {
 	p.t.Helper()
 	var a ack
-	p.call("POST", "/v1/events", key, contentType, body, 202, &a)
+	err := theeyetest.Poll(time.Minute, func() error {
+		st, b, _ := do(p.t, "POST", p.URL+"/v1/events", key, contentType, body)
+		switch st {
+		case http.StatusAccepted:
+			return json.Unmarshal(b, &a)
+		case http.StatusTooManyRequests:
+			return fmt.Errorf("429 %s", b)
+		}
+		return theeyetest.Stop(fmt.Errorf("%d %s, want 202", st, b))
+	})
+	if err != nil {
+		p.t.Fatalf("POST /v1/events: %v", err)
+	}
 	return a
 }
 
