@@ -2,6 +2,8 @@ package index
 
 import (
 	"context"
+	"math/rand/v2"
+	"slices"
 	"syscall"
 	"testing"
 	"time"
@@ -63,6 +65,22 @@ func BenchmarkIndexSustained(b *testing.B) {
 	if st := ix.Stats(); st.Events != uint64(b.N) {
 		b.Fatalf("stats %+v", st)
 	}
+	// What the settled store costs a reader: read amplification (L0
+	// sublevels plus the other non-empty levels) and the median time of
+	// a whole-session read.
+	b.ReportMetric(float64(m.ReadAmp()), "read-amp")
+	r := rand.New(rand.NewPCG(1, 1))
+	took := make([]time.Duration, 0, 2000)
+	for range cap(took) {
+		q := EventQuery{Session: src.session(1 + r.Uint64N(uint64(b.N)))}
+		t0 := time.Now()
+		if _, err := ix.Events(context.Background(), q, func([]byte) error { return nil }); err != nil {
+			b.Fatal(err)
+		}
+		took = append(took, time.Since(t0))
+	}
+	slices.Sort(took)
+	b.ReportMetric(float64(took[len(took)/2].Nanoseconds())/1e3, "session-p50-µs")
 }
 
 // processCPU is the user and system CPU this process has used.
