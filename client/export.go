@@ -215,8 +215,11 @@ func (e *exporter) line(line []byte, r *http.Request) error {
 		Seq       uint64    `json:"seq"`
 		Timestamp time.Time `json:"timestamp"`
 	}
-	if err := json.Unmarshal(line, &k); err != nil || k.Seq == 0 {
-		return &finalError{fmt.Errorf("line %d of the answer is not an event (%.80q): %v", e.res.Events+1, line, err)}
+	if err := json.Unmarshal(line, &k); err != nil {
+		return &finalError{fmt.Errorf("line %d of the answer is not an event (%.80q): %w", e.res.Events+1, line, err)}
+	}
+	if k.Seq == 0 {
+		return &finalError{fmt.Errorf("line %d of the answer is not an event (%.80q): no seq", e.res.Events+1, line)}
 	}
 	if e.resuming {
 		switch c := k.Timestamp.Compare(e.res.LastTimestamp); {
