@@ -207,6 +207,8 @@ func (c *cli) configCommand() *cobra.Command {
 		Long: `The cluster config is cluster state, replicated through Raft: every node
 judges events by the same policy. A change judges the events logged after it;
 it is on every node once committed.`,
+		Example: `  eyectl config get
+  eyectl config set --retention 720h`,
 	}
 	get := &cobra.Command{
 		Use:     "get",
