@@ -104,3 +104,52 @@ func (c *Client) EventStats(ctx context.Context, q StatsQuery) (EventStats, erro
 	out.IndexedSeq, _ = strconv.ParseUint(resp.header.Get("X-Eye-Indexed-Seq"), 10, 64)
 	return out, nil
 }
+
+// ErrorsSummaryQuery selects the failures ErrorsSummary counts.
+type ErrorsSummaryQuery struct {
+	// From (inclusive) and To (exclusive) bound received_at, as for
+	// ErrorQuery.
+	From, To time.Time
+	// MinSeq makes the server wait (up to Wait) until it has indexed this
+	// seq: counts that include an Ack's events.
+	MinSeq uint64
+	Wait   time.Duration
+}
+
+// ErrorSummary counts the events that failed validation (GET
+// /v1/errors/summary).
+type ErrorSummary struct {
+	Total uint64 `json:"total"`
+	// ByReason counts events by reason code: an event with two reasons
+	// counts under both ("other": a reason this server has no code for).
+	ByReason map[string]uint64 `json:"by_reason"`
+	// ByType counts events by category and name, most first.
+	ByType []TypeCount `json:"by_type"`
+	// From and To are the range asked, as the server read it.
+	From time.Time `json:"from,omitzero"`
+	To   time.Time `json:"to,omitzero"`
+	// IndexedSeq is the seq the answering node had indexed
+	// (X-Eye-Indexed-Seq): the counts are of the failures up to it.
+	IndexedSeq uint64 `json:"-"`
+}
+
+// ErrorsSummary counts the failed events q selects by reason and by event
+// type (read key).
+func (c *Client) ErrorsSummary(ctx context.Context, q ErrorsSummaryQuery) (ErrorSummary, error) {
+	v := url.Values{}
+	setCommon(v, q.From, q.To, 0, false, q.MinSeq, q.Wait)
+	var s ErrorSummary
+	req := &request{method: http.MethodGet, path: "/v1/errors/summary", query: v, idempotent: true, extraTimeout: q.Wait}
+	resp, err := c.do(ctx, req)
+	if err != nil {
+		return ErrorSummary{}, fmt.Errorf("errors summary: %w", err)
+	}
+	if err := json.Unmarshal(resp.body, &s); err != nil {
+		return ErrorSummary{}, fmt.Errorf("decode answer of /v1/errors/summary: %w", err)
+	}
+	if s.ByReason == nil {
+		s.ByReason = map[string]uint64{}
+	}
+	s.IndexedSeq, _ = strconv.ParseUint(resp.header.Get("X-Eye-Indexed-Seq"), 10, 64)
+	return s, nil
+}

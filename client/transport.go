@@ -38,6 +38,9 @@ type request struct {
 	// wait for the headers and each read of the body, not the attempt. Its
 	// error is final: bytes may have been handed on, so it is not retried.
 	stream func(resp *http.Response, body io.Reader) error
+	// server, when set, is the one base URL to send to (no failover): for
+	// what one node says of itself (a deletion's progress there).
+	server string
 }
 
 // response is a successful (2xx) answer.
@@ -69,7 +72,11 @@ func (c *Client) do(ctx context.Context, req *request) (*response, error) {
 		zw.Close()
 		body = zb.Bytes()
 	}
-	n := len(c.servers)
+	servers := c.servers
+	if req.server != "" {
+		servers = []string{req.server}
+	}
+	n := len(servers)
 	si := int(c.preferred.Load()) % n
 	triedThisRound := 1 // servers tried since the last backoff, this one included
 	round := 0
@@ -81,10 +88,12 @@ func (c *Client) do(ctx context.Context, req *request) (*response, error) {
 			}
 			return nil, err
 		}
-		server := c.servers[si]
+		server := servers[si]
 		resp, err := c.attempt(ctx, server, req, body)
 		if err == nil {
-			c.preferred.Store(int32(si))
+			if req.server == "" {
+				c.preferred.Store(int32(si))
+			}
 			return resp, nil
 		}
 		lastErr = plainError(err)
@@ -115,11 +124,11 @@ func (c *Client) do(ctx context.Context, req *request) (*response, error) {
 			triedThisRound = 1
 		}
 		if next != si {
-			c.log.Info("failing over", "from", server, "to", c.servers[next], "err", err)
+			c.log.Info("failing over", "from", server, "to", servers[next], "err", err)
 			si = next
 		}
 		c.retried.Add(1)
-		c.log.Debug("retrying", "method", req.method, "path", req.path, "server", c.servers[si],
+		c.log.Debug("retrying", "method", req.method, "path", req.path, "server", servers[si],
 			"attempt", attempt+1, "delay", delay, "err", err)
 		if delay > 0 {
 			t := time.NewTimer(delay)
@@ -387,6 +396,18 @@ func (c *Client) getJSON(ctx context.Context, path string, q url.Values, v any) 
 		return nil, fmt.Errorf("decode answer of GET %s: %w", path, err)
 	}
 	return resp, nil
+}
+
+// doJSON sends req and decodes the JSON answer into v.
+func (c *Client) doJSON(ctx context.Context, req *request, v any) error {
+	resp, err := c.do(ctx, req)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(resp.body, v); err != nil {
+		return fmt.Errorf("decode answer of %s %s: %w", req.method, req.path, err)
+	}
+	return nil
 }
 
 // sendJSON sends in (JSON-encoded, unless nil) and decodes the answer into

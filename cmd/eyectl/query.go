@@ -90,7 +90,8 @@ what is wrong). Reasons: missing_field, wrong_type, reserved_field, empty_data,
 invalid_timestamp, timestamp_in_future, timestamp_too_old, schema_violation,
 unknown_event_type.`,
 		Example: `  eyectl errors --from -1h
-  eyectl errors --reason timestamp_in_future --app shop-web`,
+  eyectl errors --reason timestamp_in_future --app shop-web
+  eyectl errors summary --from -1d    # counts by reason and type`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			from, to, err := timeRange(q.from, q.to)
@@ -105,6 +106,7 @@ unknown_event_type.`,
 			})
 		},
 	}
+	cmd.AddCommand(c.errorsSummaryCommand())
 	f := cmd.Flags()
 	f.StringVar(&reason, "reason", "", "only this reason code")
 	f.StringVar(&app, "app", "", "only events sent by this app")

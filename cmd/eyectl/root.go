@@ -98,7 +98,8 @@ Exit codes:
 	f.IntVar(&c.retries, "retries", 2, "how many times a failed request is retried (network errors, 429, 503)")
 	f.StringVar(&c.ca, "ca", "", "PEM file of the CA that signed the server's certificate, for https:// servers run with --tls-ca (env THEEYE_CA)")
 	root.AddCommand(c.sendCommand(), c.eventsCommand(), c.errorsCommand(), c.statsCommand(), c.tailCommand(), c.statusCommand(), c.revalidateCommand(),
-		c.appsCommand(), c.keysCommand(), c.schemasCommand(), c.clusterCommand(), c.backupCommand())
+		c.appsCommand(), c.keysCommand(), c.schemasCommand(), c.clusterCommand(), c.backupCommand(),
+		c.exportCommand(), c.eraseCommand(), c.deletionCommand(), c.configCommand())
 	return root
 }
 
@@ -230,6 +231,8 @@ func (c *cli) explain(err error) (int, string) {
 		return exitInterrupted, "interrupted"
 	case errors.As(err, &ue):
 		return exitUsage, oneLine(ue.Error()) + " (see eyectl --help)"
+	case errors.Is(err, client.ErrExportCut):
+		return exitUnreachable, oneLine(err.Error()) + "; what was written is the start of the export: rerun it, or resume with --from"
 	case errors.As(err, &ce):
 		return c.explainStatus(err, ce)
 	case errors.Is(err, client.ErrBadBackup):
@@ -259,6 +262,13 @@ func (c *cli) explainStatus(err error, ce *client.Error) (int, string) {
 		prefix = ps.summary() + ": "
 	}
 	what := fmt.Sprintf("%d %s: %s", ce.Status, ce.Code, ce.Message)
+	// The field or parameter the server blames, when its sentence does not
+	// name it.
+	for _, k := range []string{"field", "parameter"} {
+		if f, ok := ce.Details[k].(string); ok && f != "" && !strings.Contains(ce.Message, f) {
+			what += " [" + k + " " + f + "]"
+		}
+	}
 	switch {
 	case ce.Status == 401:
 		return exitRefused, prefix + "the server refused the key (" + what + "); set --key or THEEYE_KEY to a valid key"
