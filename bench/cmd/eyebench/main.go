@@ -74,7 +74,8 @@ func run(ctx context.Context, args []string, logger *slog.Logger) error {
 	out := fs.String("out", "bench/results", "where results go")
 	profile := fs.Bool("profile", false, "CPU and allocation profiles of the nodes per workload, of the load generator and of the micro-benchmarks")
 	micro := fs.Bool("micro", true, "run the Go micro-benchmarks")
-	timeout := fs.Duration("timeout", 0, "stop after this long (default 3m with -quick, 20m otherwise)")
+	timeout := fs.Duration("timeout", 0, "stop after this long (default 5m with -quick, 25m otherwise)")
+	natsBin := fs.String("nats-server", "", "nats-server for W2's NATS JetStream baseline (default bench/.tools/nats-server, as make bench installs it; missing: skipped)")
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("flags: %w", err)
 	}
@@ -90,9 +91,9 @@ func run(ctx context.Context, args []string, logger *slog.Logger) error {
 		}
 	}
 	if *timeout == 0 {
-		*timeout = 20 * time.Minute
+		*timeout = 25 * time.Minute
 		if *quick {
-			*timeout = 3 * time.Minute
+			*timeout = 5 * time.Minute
 		}
 	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
@@ -173,6 +174,15 @@ func run(ctx context.Context, args []string, logger *slog.Logger) error {
 		return fmt.Errorf("own executable: %w", err)
 	}
 	cfg.TmpDir, cfg.Logger, cfg.Progress, cfg.ProfileDir = tmp, logger, progress, profDir
+	if *natsBin == "" {
+		*natsBin = filepath.Join(modDir, "bench", ".tools", "nats-server")
+	}
+	if _, err := os.Stat(*natsBin); err == nil {
+		cfg.NatsBin = *natsBin
+		if v, err := exec.CommandContext(ctx, *natsBin, "--version").Output(); err == nil {
+			res.Parameters["nats_server"] = strings.TrimSpace(string(v))
+		}
+	}
 	suite := bench.NewSuite(cfg, procs, res)
 	runErr := suite.Run(ctx)
 	procs.KillAll()
