@@ -176,10 +176,10 @@ func (s *Suite) natsW2(ctx context.Context, c *natsCluster) (Workload, sustained
 	if err != nil {
 		return Workload{}, sustained{}, err
 	}
-	leader := c.urls[info.Cluster.Leader]
-	if leader == "" {
-		return Workload{}, sustained{}, fmt.Errorf("nats: no stream leader (%q)", info.Cluster.Leader)
+	if info.Cluster == nil || c.urls[info.Cluster.Leader] == "" {
+		return Workload{}, sustained{}, errors.New("nats: the stream has no leader")
 	}
+	leader := c.urls[info.Cluster.Leader]
 	gen := w2Gen()
 	msgs := singleBodies(gen, 64*s.cfg.BatchSize) // W2's events, one message each
 	pubs := make([]jetstream.JetStream, s.cfg.W2Clients)

@@ -133,7 +133,7 @@ func (s *Suite) Run(ctx context.Context) error {
 		{"baseline fsync", s.cfg.runs("W1") || s.cfg.runs("W2"), s.fsyncCeiling},
 		{"baseline http no-op", s.cfg.runs("W1") || s.cfg.runs("W2"), s.noopCeiling},
 		{"W1/W2 1 node", s.cfg.runs("W1") || s.cfg.runs("W2") || s.cfg.runs("W6") || s.cfg.runs("W7"), func(ctx context.Context) error { return s.ingestPhase(ctx, 1) }},
-		{"W3/W1/W2/W9 3 nodes", s.cfg.runs("W1") || s.cfg.runs("W2") || s.cfg.runs("W3") || s.cfg.runs("W9"), func(ctx context.Context) error { return s.ingestPhase(ctx, 3) }},
+		{"W3/W8/W1/W2/W9 3 nodes", s.cfg.runs("W1") || s.cfg.runs("W2") || s.cfg.runs("W3") || s.cfg.runs("W8") || s.cfg.runs("W9"), func(ctx context.Context) error { return s.ingestPhase(ctx, 3) }},
 		{"W4/W5/W8 store", s.cfg.runs("W4") || s.cfg.runs("W5") || s.cfg.runs("W8"), s.storePhase},
 	}
 	var errs []error
@@ -556,6 +556,7 @@ func (s *Suite) ingestPhase(ctx context.Context, n int) error {
 		run          func(context.Context, target, []*Node) (Workload, error)
 	}{
 		{"W3", "W3 open loop", n > 1, s.w3},
+		{"W8", "W8 stream latency", n > 1, s.w8Stream},
 		{"W1", fmt.Sprintf("W1 nodes=%d", n), true, s.w1},
 		{"W2", fmt.Sprintf("W2 nodes=%d", n), true, w2},
 	} {

@@ -79,3 +79,21 @@ func TestRoundsMedianAndTable(t *testing.T) {
 		}
 	}
 }
+
+// The stream reader matches a data line to its event by the event's id.
+func TestStreamEventIndex(t *testing.T) {
+	p := []byte("w8-abc-")
+	for line, want := range map[string]int{
+		`data: {"seq":12,"id":"w8-abc-42","app":"bench"}`: 42,
+		`data:{"app":"bench","id":"w8-abc-0"}`:            0,
+	} {
+		if i, ok := streamEventIndex([]byte(line), p); !ok || i != want {
+			t.Errorf("%s: %d %v, want %d", line, i, ok, want)
+		}
+	}
+	for _, line := range []string{`id: 12`, `data: {"id":"w8-abd-1"}`, `data: {"id":"w8-abc-"}`, `data: {"id":"w8-abc-12x"}`, `: keep-alive`, `data: {"id":"w8-abc-7`} {
+		if i, ok := streamEventIndex([]byte(line), p); ok {
+			t.Errorf("%s: matched %d", line, i)
+		}
+	}
+}

@@ -1,7 +1,8 @@
 // Command eyebench is The Eye's benchmark suite: it builds theeye, starts
 // real nodes (one, and a local cluster of three) on loopback in temporary
-// directories, runs the workloads W1–W9 (W8: its stats half) with their baselines measured in
-// the same run (the no-op HTTP ceiling, the fsync ceiling, the Go
+// directories, runs the workloads W1–W9 with their baselines measured in
+// the same run (the no-op HTTP ceiling, the fsync ceiling, NATS JetStream
+// R3 for W2 when bench/.tools/nats-server is there, the Go
 // micro-benchmarks), kills every node, and writes
 // bench/results/<date>-<commit>.{json,md,bench.txt} and PNG charts.
 //
@@ -69,7 +70,7 @@ func runNoop(ctx context.Context, args []string, logger *slog.Logger) error {
 func run(ctx context.Context, args []string, logger *slog.Logger) error {
 	fs := flag.NewFlagSet("eyebench", flag.ContinueOnError)
 	quick := fs.Bool("quick", false, "a short version of every workload (a sanity check, ~3 minutes)")
-	workloads := fs.String("workloads", "", "comma-separated workloads to run (W1,…,W9; W8 is stats on the W4 store); empty: all")
+	workloads := fs.String("workloads", "", "comma-separated workloads to run (W1,…,W9; W8 is stats on the W4 store and stream latency on 3 nodes); empty: all")
 	events := fs.Int64("events", 0, "W4 store size in events (default 10,000,000; 100,000 with -quick)")
 	out := fs.String("out", "bench/results", "where results go")
 	profile := fs.Bool("profile", false, "CPU and allocation profiles of the nodes per workload, of the load generator and of the micro-benchmarks")
