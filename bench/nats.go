@@ -194,6 +194,9 @@ func (s *Suite) natsW2(ctx context.Context, c *natsCluster) (Workload, sustained
 		}
 	}
 	pids := c.pids()
+	if err := s.waitRest(ctx, "the NATS servers", pids); err != nil {
+		return Workload{}, sustained{}, err
+	}
 	seq0 := info.State.LastSeq
 	cpu0, err := pidsCPU(pids)
 	if err != nil {

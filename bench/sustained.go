@@ -266,6 +266,12 @@ func (l *loadRun) acked(seq uint64) {
 func (s *Suite) startLoad(ctx context.Context, t target, nodes []*Node) (*loadRun, error) {
 	ld := &loadRun{drain: t.drain, nodes: nodes}
 	if t.drain {
+		// Indexed is not enough: a load must not pay for the flushes and
+		// compactions the one before it left (a quick run measured W1 on 3
+		// nodes still busy 20 s after W8's load had been indexed).
+		if err := s.waitRest(ctx, "our nodes", nodePids(nodes)); err != nil {
+			return nil, err
+		}
 		st, err := nodes[0].Self(ctx, s.http)
 		if err != nil {
 			return nil, err
@@ -302,4 +308,18 @@ func (s *Suite) finishLoad(ctx context.Context, ld *loadRun, w Workload) (sustai
 		s.note("%s: the nodes were still busy %s after they had indexed everything: CPU counted until then", w.Name(), s.quietDeadline())
 	}
 	return u, nil
+}
+
+// waitRest waits until the processes are quiet before a load (noted when
+// they are not within the quiet-down deadline).
+func (s *Suite) waitRest(ctx context.Context, who string, pids []int) error {
+	t0 := time.Now()
+	_, _, quiet, _, err := waitQuiet(ctx, pids, s.quietDeadline())
+	if err != nil {
+		return err
+	}
+	if !quiet {
+		s.note("%s were still busy %s after the load before this one: this one began anyway", who, time.Since(t0).Round(time.Second))
+	}
+	return nil
 }

@@ -75,7 +75,7 @@ func run(ctx context.Context, args []string, logger *slog.Logger) error {
 	out := fs.String("out", "bench/results", "where results go")
 	profile := fs.Bool("profile", false, "CPU and allocation profiles of the nodes per workload, of the load generator and of the micro-benchmarks")
 	micro := fs.Bool("micro", true, "run the Go micro-benchmarks")
-	timeout := fs.Duration("timeout", 0, "stop after this long (default 5m with -quick, 25m otherwise)")
+	timeout := fs.Duration("timeout", 0, "stop after this long (default 8m with -quick, 30m otherwise)")
 	natsBin := fs.String("nats-server", "", "nats-server for W2's NATS JetStream baseline (default bench/.tools/nats-server, as make bench installs it; missing: skipped)")
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("flags: %w", err)
@@ -92,9 +92,9 @@ func run(ctx context.Context, args []string, logger *slog.Logger) error {
 		}
 	}
 	if *timeout == 0 {
-		*timeout = 25 * time.Minute
+		*timeout = 30 * time.Minute
 		if *quick {
-			*timeout = 5 * time.Minute
+			*timeout = 8 * time.Minute
 		}
 	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
