@@ -17,7 +17,7 @@ BUILD_ENV   := CGO_ENABLED=0
 BUILD_FLAGS := -ldflags "$(LDFLAGS)"
 endif
 
-.PHONY: run build test test-deps test-short lint fuzz bench bench-quick bench-compare check clean cluster docker compose-up
+.PHONY: run build test test-deps test-short lint fuzz bench bench-quick bench-tools bench-compare check clean cluster docker compose-up
 
 ## run: a single node with data in ./theeye-data on 127.0.0.1:8080; prints where it listens and the admin key
 run: build
@@ -77,17 +77,24 @@ fuzz:
 	$(GO) test -run=NONE -fuzz=FuzzNodeProofVerify -fuzztime=$(FUZZTIME) ./api
 	$(GO) test -run=NONE -fuzz=FuzzBearer -fuzztime=$(FUZZTIME) ./api
 
-## bench: the whole suite (bench/): W1–W7 and W9 on real nodes, baselines, micro-benchmarks; results in bench/results (≤ 20 min)
+## bench: the whole suite (bench/): W1–W9 on real nodes, baselines (NATS JetStream among them), micro-benchmarks; results in bench/results (≤ 25 min)
 ##        PROFILE=1 adds CPU/alloc profiles (each node per workload, load generator, micro-benchmarks) in
 ##        bench/results/<...>-profiles/: go tool pprof -top bench/results/<...>-profiles/<file>; EVENTS=N sets the W4 store size
 BENCHSTAT := golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da
 BENCH_FLAGS = $(if $(filter 1,$(PROFILE)),-profile) $(if $(EVENTS),-events $(EVENTS)) $(if $(WORKLOADS),-workloads $(WORKLOADS))
-bench:
+bench: bench-tools
 	$(GO) run ./bench/cmd/eyebench -out bench/results $(BENCH_FLAGS)
 
-## bench-quick: a short version of every workload, a sanity check (≤ 3 min)
-bench-quick:
+## bench-quick: a short version of every workload, a sanity check (≤ 5 min)
+bench-quick: bench-tools
 	$(GO) run ./bench/cmd/eyebench -quick -out bench/results $(BENCH_FLAGS)
+
+## bench-tools: nats-server for W2's NATS JetStream baseline, built once into bench/.tools (never by make test);
+##              if it cannot be built the bench notes it and skips the baseline
+NATS_SERVER_VERSION := v2.15.2
+bench-tools:
+	@test -x bench/.tools/nats-server || GOBIN=$(CURDIR)/bench/.tools $(GO) install github.com/nats-io/nats-server/v2@$(NATS_SERVER_VERSION) || \
+	  echo "nats-server $(NATS_SERVER_VERSION) could not be built: the NATS JetStream baseline will be skipped"
 
 ## bench-compare: benchstat of two micro-benchmark outputs: make bench-compare OLD=bench/results/a.bench.txt NEW=bench/results/b.bench.txt
 bench-compare:

@@ -42,9 +42,16 @@ func TestLint(t *testing.T) {
 	// limit fails the test: delete it, the list only shrinks.
 	tooLong := map[string]bool{}
 
+	// benchOnly are the modules only bench/ uses (its baselines: the NATS
+	// JetStream client); no other package may import them.
+	benchOnly := []string{"github.com/nats-io/"}
+
 	files := parseModule(t)
 	for _, f := range files {
 		lintImports(t, f, forbidden[f.dir], stdlibOnly[f.dir])
+		if f.dir != "bench" && !strings.HasPrefix(f.dir, "bench/") {
+			lintImports(t, f, benchOnly, false)
+		}
 		lintErrorf(t, f)
 		lintSleep(t, f)
 	}

@@ -15,6 +15,8 @@ func Goals(r *Result) []Goal {
 		{"W1 1 node vs HTTP ceiling", "W1", "nodes=1", "", "ratio", ">=", 0.5, true},
 		{"W1 3 nodes vs HTTP ceiling", "W1", "nodes=3", "", "ratio", ">=", 0.33, true},
 		{"W2 3 nodes throughput", "W2", "nodes=3", "events_per_s", "events/s", ">=", 100_000, false},
+		{"W2 3 nodes indexed on all nodes vs NATS JetStream R3 fsync always", "W2", "nodes=3", "vs_nats_ratio", "ratio", ">=", 1.5, false},
+		{"W2 3 nodes server CPU per event (all nodes, catch-up included)", "W2", "nodes=3", "server_cpu_us_per_event", "µs", "<=", 25, false},
 		{"W3 ack p99 at 5,000/s", "W3", "nodes=3 rate=5000", "p99_ms", "ms", "<=", 5, false},
 		{"W3 index lag p99", "W3", "nodes=3 rate=5000", "lag_p99_ms", "ms", "<=", 250, false},
 		{"W4 session p50", "W4", "session", "p50_ms", "ms", "<=", 0.2, false},

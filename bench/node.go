@@ -2,7 +2,6 @@ package bench
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -105,29 +104,6 @@ func procStatusKB(pid int, field string) (int64, error) {
 
 // CPUTime is the user+system CPU time the process used so far.
 func (n *Node) CPUTime() (time.Duration, error) { return procCPU(n.Pid()) }
-
-func procCPU(pid int) (time.Duration, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, fmt.Errorf("read stat of %d: %w", pid, err)
-	}
-	// Fields after the command name, which is in parentheses.
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0, fmt.Errorf("parse stat of %d", pid)
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 13 {
-		return 0, fmt.Errorf("parse stat of %d: %d fields", pid, len(f))
-	}
-	ut, err1 := strconv.ParseInt(f[11], 10, 64)
-	st, err2 := strconv.ParseInt(f[12], 10, 64)
-	if err := errors.Join(err1, err2); err != nil {
-		return 0, fmt.Errorf("parse stat of %d: %w", pid, err)
-	}
-	const hz = 100 // USER_HZ on Linux
-	return time.Duration(ut+st) * time.Second / hz, nil
-}
 
 // SelfStatus is GET /v1/cluster/self.
 type SelfStatus struct {

@@ -61,6 +61,9 @@ type Workload struct {
 	Timelines map[string]Timeline `json:"timelines,omitempty"`
 	Baseline  string              `json:"baseline,omitempty"` // ID/variant of the baseline the ratio is to
 	Ratio     float64             `json:"ratio,omitempty"`
+	// Rounds are the figures of each round of a workload run in rounds
+	// interleaved with a baseline (W2 on 3 nodes and NATS JetStream).
+	Rounds []map[string]float64 `json:"rounds,omitempty"`
 }
 
 // Timeline is a gauge read over a run: Values[i] was read AtS[i] seconds
@@ -226,6 +229,7 @@ func (r *Result) Markdown() string {
 		}
 		fmt.Fprintf(&b, " %s | %s |\n", strings.Join(other, ", "), ratio)
 	}
+	b.WriteString(sustainedTable(r.Workloads))
 	b.WriteString(overloadTable(r.Workloads))
 	if len(r.Goals) > 0 {
 		b.WriteString("\n| goal | target | measured | met |\n|---|---|---:|---|\n")

@@ -14,7 +14,7 @@ import (
 // days by hour from the store's first timestamp (720 buckets, of which the
 // store fills min(720, its hours) with 20 types each), for every type and
 // for one category, one client back to back. (W8's other half, the latency
-// of /v1/stream, belongs with the stream workloads.)
+// of /v1/stream, runs on the 3-node cluster: streamlat.go.)
 func (s *Suite) statsQueries(ctx context.Context, t target, nodes []*Node, gen EventGen, loaded int64) error {
 	from, to := gen.Base, gen.Base.Add(30*24*time.Hour)
 	span := time.Duration(loaded) * gen.Step

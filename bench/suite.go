@@ -36,12 +36,16 @@ type Config struct {
 	Duration   time.Duration // closed-loop measurement
 	W3Rate     float64       // events/s
 	W3Duration time.Duration
+	W8Duration time.Duration // W8's stream latency, at W3Rate
 	W4Duration time.Duration // per query kind
 	W9Duration time.Duration // per offered rate
+	W2Rounds   int           // W2 on 3 nodes: rounds, each ours then NATS JetStream's
 	LoadBudget time.Duration // the most W4 may spend loading its store
 	Bucket     time.Duration // throughput series resolution
 
-	Bin     string // theeye binary
+	Bin string // theeye binary
+	// NatsBin is nats-server, for W2's NATS JetStream baseline ("": skipped).
+	NatsBin string
 	NoopBin string // this program (run with "noop")
 	TmpDir  string
 	Logger  *slog.Logger
@@ -51,18 +55,21 @@ type Config struct {
 
 // DefaultConfig is the full run; quick shortens every workload.
 func DefaultConfig(quick bool) Config {
-	c := Config{Clients: 64, W2Clients: 16, BatchSize: 100, W3Rate: 5000, Bucket: 250 * time.Millisecond}
+	c := Config{Clients: 64, W2Clients: 16, BatchSize: 100, W3Rate: 5000, Bucket: 250 * time.Millisecond, W2Rounds: 3}
 	if quick {
 		c.Quick = true
+		c.W2Rounds = 2
 		c.Events = 100_000
 		c.Warmup, c.Duration = 1*time.Second, 4*time.Second
 		c.W3Duration, c.W4Duration = 6*time.Second, 3*time.Second
+		c.W8Duration = 6 * time.Second
 		c.W9Duration = 10 * time.Second
 		c.LoadBudget = 30 * time.Second
 	} else {
 		c.Events = 10_000_000
 		c.Warmup, c.Duration = 3*time.Second, 20*time.Second
 		c.W3Duration, c.W4Duration = 60*time.Second, 15*time.Second
+		c.W8Duration = 30 * time.Second
 		c.W9Duration = 60 * time.Second
 		c.LoadBudget = 6 * time.Minute
 		c.Bucket = time.Second
@@ -126,7 +133,7 @@ func (s *Suite) Run(ctx context.Context) error {
 		{"baseline fsync", s.cfg.runs("W1") || s.cfg.runs("W2"), s.fsyncCeiling},
 		{"baseline http no-op", s.cfg.runs("W1") || s.cfg.runs("W2"), s.noopCeiling},
 		{"W1/W2 1 node", s.cfg.runs("W1") || s.cfg.runs("W2") || s.cfg.runs("W6") || s.cfg.runs("W7"), func(ctx context.Context) error { return s.ingestPhase(ctx, 1) }},
-		{"W3/W1/W2/W9 3 nodes", s.cfg.runs("W1") || s.cfg.runs("W2") || s.cfg.runs("W3") || s.cfg.runs("W9"), func(ctx context.Context) error { return s.ingestPhase(ctx, 3) }},
+		{"W3/W8/W1/W2/W9 3 nodes", s.cfg.runs("W1") || s.cfg.runs("W2") || s.cfg.runs("W3") || s.cfg.runs("W8") || s.cfg.runs("W9"), func(ctx context.Context) error { return s.ingestPhase(ctx, 3) }},
 		{"W4/W5/W8 store", s.cfg.runs("W4") || s.cfg.runs("W5") || s.cfg.runs("W8"), s.storePhase},
 	}
 	var errs []error
@@ -238,6 +245,9 @@ type target struct {
 	name string
 	url  string // the node requests go to
 	key  string // ingest (and read) key
+	// drain: the target is our cluster, whose nodes' indexing the load
+	// waits for (the sustained figures), not the no-op server.
+	drain bool
 }
 
 // startCluster starts n nodes (n1 bootstraps, the others join it) and
@@ -421,23 +431,32 @@ func (s *Suite) w1(ctx context.Context, t target, nodes []*Node) (Workload, erro
 	bodies := singleBodies(gen, 4096)
 	variant := fmt.Sprintf("nodes=%d", len(nodes))
 	defer s.profileNodes(ctx, nodes, "W1", variant, time.Now().Add(s.cfg.Warmup), s.cfg.Duration)()
-	cpu0 := nodeCPU(nodes)
+	ld, err := s.startLoad(ctx, t, nodes)
+	if err != nil {
+		return Workload{}, fmt.Errorf("W1 %s: %w", t.name, err)
+	}
 	st, err := ClosedLoop(ctx, s.cfg.Clients, s.cfg.Warmup, s.cfg.Duration, s.cfg.Bucket, func(ctx context.Context, _ int, i int64) (int, int, error) {
 		b := bodies[i%int64(len(bodies))]
-		if _, err := s.post(ctx, t, "application/json", b); err != nil {
+		seq, err := s.post(ctx, t, "application/json", b)
+		if err != nil {
 			return 0, 0, err
 		}
+		ld.acked(seq)
 		return 1, len(b), nil
 	})
 	if err != nil {
 		return Workload{}, fmt.Errorf("W1 %s: %w", t.name, err)
 	}
-	cpu := nodeCPU(nodes) - cpu0
+	ld.loadEnd = time.Now()
+	cpu := nodeCPU(nodes) - ld.cpu0
 	s.addRaw(t.name, st.Bytes)
 	w := Workload{ID: "W1", Variant: variant,
 		Parameters: map[string]any{"clients": s.cfg.Clients, "events_per_request": 1, "warmup_s": s.cfg.Warmup.Seconds(), "duration_s": s.cfg.Duration.Seconds(), "target": "leader"},
 		Figures:    latencyFigures(st), Runs: map[string]Stats{"ack": st}}
 	addCPU(w.Figures, cpu, st)
+	if _, err := s.finishLoad(ctx, ld, w); err != nil {
+		return w, fmt.Errorf("W1 %s: %w", t.name, err)
+	}
 	return w, nil
 }
 
@@ -451,31 +470,58 @@ func addCPU(f map[string]float64, cpu time.Duration, st Stats) {
 
 // w2 is batches of BatchSize events (NDJSON) from W2Clients clients.
 func (s *Suite) w2(ctx context.Context, t target, nodes []*Node) (Workload, error) {
-	gen := EventGen{Sessions: 100_000, Base: time.Now().Add(-time.Hour), Step: time.Microsecond}
-	bodies := make([][]byte, 64)
-	for i := range bodies {
-		bodies[i] = gen.NDJSON(int64(i*s.cfg.BatchSize), s.cfg.BatchSize)
-	}
+	w, _, err := s.w2Run(ctx, t, nodes)
+	return w, err
+}
+
+// w2Run is one W2 load, with its sustained figures when t is our cluster.
+func (s *Suite) w2Run(ctx context.Context, t target, nodes []*Node) (Workload, sustained, error) {
+	bodies := w2Bodies(s.cfg.BatchSize)
 	variant := fmt.Sprintf("nodes=%d", len(nodes))
 	defer s.profileNodes(ctx, nodes, "W2", variant, time.Now().Add(s.cfg.Warmup), s.cfg.Duration)()
-	cpu0 := nodeCPU(nodes)
+	ld, err := s.startLoad(ctx, t, nodes)
+	if err != nil {
+		return Workload{}, sustained{}, fmt.Errorf("W2 %s: %w", t.name, err)
+	}
 	st, err := ClosedLoop(ctx, s.cfg.W2Clients, s.cfg.Warmup, s.cfg.Duration, s.cfg.Bucket, func(ctx context.Context, _ int, i int64) (int, int, error) {
 		b := bodies[i%int64(len(bodies))]
-		if _, err := s.post(ctx, t, "application/x-ndjson", b); err != nil {
+		seq, err := s.post(ctx, t, "application/x-ndjson", b)
+		if err != nil {
 			return 0, 0, err
 		}
+		ld.acked(seq)
 		return s.cfg.BatchSize, len(b), nil
 	})
 	if err != nil {
-		return Workload{}, fmt.Errorf("W2 %s: %w", t.name, err)
+		return Workload{}, sustained{}, fmt.Errorf("W2 %s: %w", t.name, err)
 	}
-	cpu := nodeCPU(nodes) - cpu0
+	ld.loadEnd = time.Now()
+	cpu := nodeCPU(nodes) - ld.cpu0
 	s.addRaw(t.name, st.Bytes)
 	w := Workload{ID: "W2", Variant: variant,
 		Parameters: map[string]any{"clients": s.cfg.W2Clients, "events_per_request": s.cfg.BatchSize, "warmup_s": s.cfg.Warmup.Seconds(), "duration_s": s.cfg.Duration.Seconds(), "target": "leader"},
 		Figures:    latencyFigures(st), Runs: map[string]Stats{"batch": st}}
 	addCPU(w.Figures, cpu, st)
-	return w, nil
+	u, err := s.finishLoad(ctx, ld, w)
+	if err != nil {
+		return w, u, fmt.Errorf("W2 %s: %w", t.name, err)
+	}
+	return w, u, nil
+}
+
+// w2Bodies are W2's request bodies: 64 NDJSON batches of n events (the
+// NATS baseline publishes the same events, one message each).
+func w2Bodies(n int) [][]byte {
+	gen := w2Gen()
+	bodies := make([][]byte, 64)
+	for i := range bodies {
+		bodies[i] = gen.NDJSON(int64(i*n), n)
+	}
+	return bodies
+}
+
+func w2Gen() EventGen {
+	return EventGen{Sessions: 100_000, Base: time.Now().Add(-time.Hour), Step: time.Microsecond}
 }
 
 // ingestPhase runs W1 and W2 (and W3 with 3 nodes) on a fresh cluster of
@@ -496,9 +542,13 @@ func (s *Suite) ingestPhase(ctx context.Context, n int) error {
 	if err != nil {
 		return err
 	}
-	t := target{name: name, url: nodes[0].URL, key: key}
+	t := target{name: name, url: nodes[0].URL, key: key, drain: true}
 	// W3 first, on the cluster at rest: after W2 it measured the
 	// compactions W2 left behind (ack p50 43 ms against 4 ms at rest).
+	w2 := s.w2
+	if n > 1 {
+		w2 = s.w2Rounds
+	}
 	var ws []Workload
 	for _, r := range []struct {
 		id, progress string
@@ -506,8 +556,9 @@ func (s *Suite) ingestPhase(ctx context.Context, n int) error {
 		run          func(context.Context, target, []*Node) (Workload, error)
 	}{
 		{"W3", "W3 open loop", n > 1, s.w3},
+		{"W8", "W8 stream latency", n > 1, s.w8Stream},
 		{"W1", fmt.Sprintf("W1 nodes=%d", n), true, s.w1},
-		{"W2", fmt.Sprintf("W2 nodes=%d", n), true, s.w2},
+		{"W2", fmt.Sprintf("W2 nodes=%d", n), true, w2},
 	} {
 		if !r.on || !s.cfg.runs(r.id) {
 			continue

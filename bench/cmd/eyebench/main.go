@@ -1,7 +1,8 @@
 // Command eyebench is The Eye's benchmark suite: it builds theeye, starts
 // real nodes (one, and a local cluster of three) on loopback in temporary
-// directories, runs the workloads W1–W9 (W8: its stats half) with their baselines measured in
-// the same run (the no-op HTTP ceiling, the fsync ceiling, the Go
+// directories, runs the workloads W1–W9 with their baselines measured in
+// the same run (the no-op HTTP ceiling, the fsync ceiling, NATS JetStream
+// R3 for W2 when bench/.tools/nats-server is there, the Go
 // micro-benchmarks), kills every node, and writes
 // bench/results/<date>-<commit>.{json,md,bench.txt} and PNG charts.
 //
@@ -69,12 +70,13 @@ func runNoop(ctx context.Context, args []string, logger *slog.Logger) error {
 func run(ctx context.Context, args []string, logger *slog.Logger) error {
 	fs := flag.NewFlagSet("eyebench", flag.ContinueOnError)
 	quick := fs.Bool("quick", false, "a short version of every workload (a sanity check, ~3 minutes)")
-	workloads := fs.String("workloads", "", "comma-separated workloads to run (W1,…,W9; W8 is stats on the W4 store); empty: all")
+	workloads := fs.String("workloads", "", "comma-separated workloads to run (W1,…,W9; W8 is stats on the W4 store and stream latency on 3 nodes); empty: all")
 	events := fs.Int64("events", 0, "W4 store size in events (default 10,000,000; 100,000 with -quick)")
 	out := fs.String("out", "bench/results", "where results go")
 	profile := fs.Bool("profile", false, "CPU and allocation profiles of the nodes per workload, of the load generator and of the micro-benchmarks")
 	micro := fs.Bool("micro", true, "run the Go micro-benchmarks")
-	timeout := fs.Duration("timeout", 0, "stop after this long (default 3m with -quick, 20m otherwise)")
+	timeout := fs.Duration("timeout", 0, "stop after this long (default 8m with -quick, 30m otherwise)")
+	natsBin := fs.String("nats-server", "", "nats-server for W2's NATS JetStream baseline (default bench/.tools/nats-server, as make bench installs it; missing: skipped)")
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("flags: %w", err)
 	}
@@ -90,9 +92,9 @@ func run(ctx context.Context, args []string, logger *slog.Logger) error {
 		}
 	}
 	if *timeout == 0 {
-		*timeout = 20 * time.Minute
+		*timeout = 30 * time.Minute
 		if *quick {
-			*timeout = 3 * time.Minute
+			*timeout = 8 * time.Minute
 		}
 	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
@@ -173,6 +175,15 @@ func run(ctx context.Context, args []string, logger *slog.Logger) error {
 		return fmt.Errorf("own executable: %w", err)
 	}
 	cfg.TmpDir, cfg.Logger, cfg.Progress, cfg.ProfileDir = tmp, logger, progress, profDir
+	if *natsBin == "" {
+		*natsBin = filepath.Join(modDir, "bench", ".tools", "nats-server")
+	}
+	if _, err := os.Stat(*natsBin); err == nil {
+		cfg.NatsBin = *natsBin
+		if v, err := exec.CommandContext(ctx, *natsBin, "--version").Output(); err == nil {
+			res.Parameters["nats_server"] = strings.TrimSpace(string(v))
+		}
+	}
 	suite := bench.NewSuite(cfg, procs, res)
 	runErr := suite.Run(ctx)
 	procs.KillAll()
