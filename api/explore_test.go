@@ -36,7 +36,7 @@ func TestExplorePageIsSelfContained(t *testing.T) {
 		t.Errorf("CSP %q allows unsafe sources", csp)
 	}
 	for _, tag := range []string{"script", "style"} {
-		blocks := regexp.MustCompile(`(?s)<` + tag + `>(.*?)</` + tag + `>`).FindAllStringSubmatch(page, -1)
+		blocks := regexp.MustCompile(`(?s)<`+tag+`>(.*?)</`+tag+`>`).FindAllStringSubmatch(page, -1)
 		if len(blocks) != 1 {
 			t.Fatalf("%d <%s> blocks, want 1", len(blocks), tag)
 		}
