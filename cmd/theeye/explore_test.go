@@ -219,7 +219,7 @@ func TestExplorePageInHeadlessChromium(t *testing.T) {
 	x := &explorer{t: t, ctx: ctx, n: n, dir: dir, read: n.readKey()}
 	x.listen()
 
-	x.do("load /explore", chromedp.Navigate(n.URL+"/explore"))
+	x.do("load /explore", chromedp.EmulateViewport(1200, 800), chromedp.Navigate(n.URL+"/explore"))
 	x.until("the page's script ran", `!document.getElementById("view-session").hidden`)
 	x.do("type the read key", chromedp.SendKeys(chromedp.CSS(`#key`), x.read))
 	x.do("use it", chromedp.Click(chromedp.CSS(`#useKey`)))
