@@ -224,13 +224,15 @@ type Server struct {
 	stopFlow      context.CancelFunc
 	flowDone      chan struct{}
 	streams       *streams
+	// explorePolicy is the Content-Security-Policy of GET /explore.
+	explorePolicy string
 }
 
 // New builds a Server; Serve starts it.
 func New(cfg Config) *Server {
 	cfg.setDefaults()
 	s := &Server{cfg: cfg, logger: cfg.Logger.With("component", "api"), nodeAuth: newNodeAuth(cfg.ClusterKey, cfg.Now),
-		limits: newKeyLimiters()}
+		limits: newKeyLimiters(), explorePolicy: inlinePolicy(explorePage)}
 	s.m = newMetrics(cfg.Registerer)
 	s.disk = newDiskWatch(cfg.DataDir, cfg.DiskStores, cfg.MinFreeDisk, s.m)
 	s.flow = newFlow(s)
@@ -299,6 +301,7 @@ func (s *Server) routeTable() []route {
 		{http.MethodGet, "/openapi.json", s.handleOpenAPI},
 		{http.MethodGet, "/status", s.handleStatus},
 		{http.MethodGet, "/", s.handleIndexPage},
+		{http.MethodGet, "/explore", s.handleExplorePage},
 	}
 }
 
