@@ -71,3 +71,26 @@ func TestExplorePageIsSelfContained(t *testing.T) {
 		t.Errorf("the docs page does not link /explore")
 	}
 }
+
+// TestDocsPagePolicy: the docs page at "/" gets the same kind of policy,
+// its own inline blocks by hash and nothing unsafe.
+func TestDocsPagePolicy(t *testing.T) {
+	s := New(Config{})
+	rec := httptest.NewRecorder()
+	s.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
+	if rec.Code != http.StatusOK {
+		t.Fatalf("GET /: %d", rec.Code)
+	}
+	csp := rec.Header().Get("Content-Security-Policy")
+	if strings.Contains(csp, "unsafe") || !strings.Contains(csp, "default-src 'none'") {
+		t.Errorf("CSP %q: want default-src 'none' and nothing unsafe", csp)
+	}
+	m := regexp.MustCompile(`(?s)<script>(.*?)</script>`).FindStringSubmatch(rec.Body.String())
+	if m == nil {
+		t.Fatal("no inline script on the docs page")
+	}
+	sum := sha256.Sum256([]byte(m[1]))
+	if want := "script-src 'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) + "'"; !strings.Contains(csp, want) {
+		t.Errorf("CSP %q lacks %q", csp, want)
+	}
+}

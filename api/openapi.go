@@ -26,7 +26,8 @@ var docsPage []byte
 
 func (s *Server) handleIndexPage(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Header().Set("Content-Security-Policy", "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'")
+	w.Header().Set("Content-Security-Policy", s.docsPolicy)
+	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.Write(docsPage)
 }
 

@@ -226,13 +226,15 @@ type Server struct {
 	streams       *streams
 	// explorePolicy is the Content-Security-Policy of GET /explore.
 	explorePolicy string
+	// docsPolicy is that of the docs page at "/", built the same way.
+	docsPolicy string
 }
 
 // New builds a Server; Serve starts it.
 func New(cfg Config) *Server {
 	cfg.setDefaults()
 	s := &Server{cfg: cfg, logger: cfg.Logger.With("component", "api"), nodeAuth: newNodeAuth(cfg.ClusterKey, cfg.Now),
-		limits: newKeyLimiters(), explorePolicy: inlinePolicy(explorePage)}
+		limits: newKeyLimiters(), explorePolicy: inlinePolicy(explorePage), docsPolicy: inlinePolicy(docsPage)}
 	s.m = newMetrics(cfg.Registerer)
 	s.disk = newDiskWatch(cfg.DataDir, cfg.DiskStores, cfg.MinFreeDisk, s.m)
 	s.flow = newFlow(s)
