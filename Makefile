@@ -77,7 +77,7 @@ fuzz:
 	$(GO) test -run=NONE -fuzz=FuzzNodeProofVerify -fuzztime=$(FUZZTIME) ./api
 	$(GO) test -run=NONE -fuzz=FuzzBearer -fuzztime=$(FUZZTIME) ./api
 
-## bench: the whole suite (bench/): W1–W9 on real nodes, baselines (NATS JetStream among them), micro-benchmarks; results in bench/results (≤ 25 min)
+## bench: the whole suite (bench/): W1–W9 on real nodes, baselines (NATS JetStream among them), micro-benchmarks; results in bench/results (≤ 30 min, its timeout)
 ##        PROFILE=1 adds CPU/alloc profiles (each node per workload, load generator, micro-benchmarks) in
 ##        bench/results/<...>-profiles/: go tool pprof -top bench/results/<...>-profiles/<file>; EVENTS=N sets the W4 store size
 BENCHSTAT := golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da
@@ -85,7 +85,7 @@ BENCH_FLAGS = $(if $(filter 1,$(PROFILE)),-profile) $(if $(EVENTS),-events $(EVE
 bench: bench-tools
 	$(GO) run ./bench/cmd/eyebench -out bench/results $(BENCH_FLAGS)
 
-## bench-quick: a short version of every workload, a sanity check (≤ 5 min)
+## bench-quick: a short version of every workload, a sanity check (≤ 8 min, its timeout)
 bench-quick: bench-tools
 	$(GO) run ./bench/cmd/eyebench -quick -out bench/results $(BENCH_FLAGS)
 
