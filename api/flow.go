@@ -276,7 +276,17 @@ func (f *flow) decide(now time.Time, applied uint64) {
 		// MaxIndexDelay (with what it indexes meanwhile): a burst
 		// between two samples cannot overshoot the limit.
 		room := s.cfg.MaxIndexDelay - f.lag.wait + flowInterval
-		f.budget.Store(max(0, int64(room.Seconds()*f.rate)))
+		budget := max(0, int64(room.Seconds()*f.rate))
+		if f.lag.events == 0 {
+			// Nothing is behind. The rate may then say only what was
+			// offered lately (an index that keeps up with a trickle
+			// measures the trickle, not its capacity), and a budget
+			// under one request would refuse it for good: nothing more
+			// would be indexed to measure a better rate. Admit at least
+			// one largest batch; the next sample sees what it cost.
+			budget = max(budget, int64(s.cfg.MaxBatchEvents))
+		}
+		f.budget.Store(budget)
 	} else {
 		f.budget.Store(-1) // nothing measured yet: the queue bound holds
 	}

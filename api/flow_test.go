@@ -137,6 +137,38 @@ func TestAdmissionBudget(t *testing.T) {
 	}
 }
 
+// TestAdmissionBudgetAfterTrickle: an index that kept up with a trickle
+// measured the trickle as its rate; once caught up, a batch far above
+// rate × delay must still be admitted (eyectl send refused for minutes
+// with a budget of 22 events against a batch of 40 before this).
+func TestAdmissionBudgetAfterTrickle(t *testing.T) {
+	clk := &clock{t: time.Unix(1_800_000_000, 0)}
+	n, ix := &flowNode{}, &flowIndex{}
+	s := New(Config{Node: n, Index: ix, Now: clk.now, MaxIndexDelay: 2 * time.Second})
+	step := func(applied, indexed uint64) {
+		clk.t = clk.t.Add(time.Second)
+		n.applied, ix.indexed = applied, indexed
+		s.flow.sample(context.Background())
+	}
+	step(0, 0)
+	// Ten events a second, each sample catching a few not yet indexed.
+	for i := uint64(1); i <= 30; i++ {
+		step(10*i+5, 10*i)
+	}
+	if rate := s.flow.lagNow().rate; rate > 20 {
+		t.Fatalf("rate %.0f events/s after a trickle of 10/s", rate)
+	}
+	if err := s.flow.take(40); err == nil {
+		t.Fatal("a 40-event batch admitted while 5 events are behind at ~10/s (0.5 s) and the budget is ~25: the test no longer plays the trickle")
+	}
+	step(305, 305) // caught up
+	for _, size := range []int{40, 9_000} {
+		if err := s.flow.take(size); err != nil {
+			t.Fatalf("caught up: a %d-event batch refused: %v", size, err)
+		}
+	}
+}
+
 // TestDiskWatermark: below --min-free-disk the node refuses writes with
 // 507 and says why in /readyz (and theeye_ready is 0); above it, both are
 // back.

@@ -210,7 +210,10 @@ func TestSendRate(t *testing.T) {
 	for i := range 40 {
 		fmt.Fprintf(&b, `{"session_id":"rate","category":"c","name":"n","data":{"i":%d},"timestamp":"2021-01-01T00:00:00Z"}`+"\n", i)
 	}
-	s := parseSummary(t, eyectl(t, key, b.String(), "send", "-", "--rate", "200").require(t, 0))
+	// The shared node may still be indexing an earlier test's load and
+	// push back (429 overloaded, Retry-After ~1 s): retry as long as that
+	// takes rather than the default two times.
+	s := parseSummary(t, eyectl(t, key, b.String(), "--retries", "30", "send", "-", "--rate", "200").require(t, 0))
 	// A burst of 20, then 200/s: the last 20 take at least 100ms.
 	if s.Sent != 40 || s.Seconds < 0.09 {
 		t.Fatalf("summary %+v: want 40 events in at least 90ms", s)

@@ -278,6 +278,8 @@ func (c *cli) explainStatus(err error, ce *client.Error) (int, string) {
 		return exitRefused, prefix + "this server does not have that route (" + what + "); it may be older than eyectl"
 	case ce.Status >= 500:
 		return exitUnreachable, prefix + "the server failed (" + what + " from " + ce.Server + "); retry later or check its log"
+	case ce.Status == 429 && ce.Code == "overloaded":
+		return exitUnreachable, prefix + "the cluster is pushing back: it is indexing behind what it acknowledged (" + what + "); retry later, use --rate, or more --retries"
 	case ce.Status == 429:
 		return exitUnreachable, prefix + "the server is rate limiting this key (" + what + "); retry later or use --rate"
 	}
