@@ -116,6 +116,9 @@ func (s *Server) ready() error {
 	if err := s.cfg.Node.Healthy(); err != nil {
 		return theeye.Errorf(theeye.EUnavailable, "not ready: %v", err)
 	}
+	if err := s.cfg.Node.CatchingUp(); err != nil {
+		return theeye.Errorf(theeye.EUnavailable, "not ready: catching up with the cluster: %v", err)
+	}
 	if err := s.cfg.Index.Healthy(); err != nil {
 		return theeye.Errorf(theeye.EUnavailable, "not ready: %v", err)
 	}

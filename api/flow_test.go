@@ -29,6 +29,7 @@ func (n *flowNode) QueueDepth() int          { return n.queue }
 func (n *flowNode) FirstSeq() uint64         { return 1 }
 func (n *flowNode) State() string            { return "Leader" }
 func (n *flowNode) Healthy() error           { return nil }
+func (n *flowNode) CatchingUp() error        { return nil }
 func (n *flowNode) Stats() (raftnode.Stats, error) {
 	return raftnode.Stats{Servers: []raftnode.ServerInfo{{ID: "n1"}}}, nil
 }

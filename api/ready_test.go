@@ -23,6 +23,7 @@ func (f *fakeNode) Leader() (string, string)       { return f.leader, "" }
 func (f *fakeNode) AppliedSeq() uint64             { return f.applied }
 func (f *fakeNode) Stats() (raftnode.Stats, error) { return raftnode.Stats{State: "Follower"}, nil }
 func (f *fakeNode) Healthy() error                 { return nil }
+func (f *fakeNode) CatchingUp() error              { return nil }
 
 type fakeIndex struct {
 	Index

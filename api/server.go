@@ -44,6 +44,9 @@ type Node interface {
 	// stores now (nil when it can).
 	State() string
 	Healthy() error
+	// CatchingUp returns why the node has yet to apply what the cluster
+	// had committed when it started, or nil.
+	CatchingUp() error
 
 	// Ingest.
 	Append(ctx context.Context, envs []theeye.Envelope) (uint64, error)

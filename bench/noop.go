@@ -47,6 +47,7 @@ func (n *noopNode) RetainFrom() uint64                                          
 func (n *noopNode) QueueDepth() int                                               { return 0 }
 func (n *noopNode) State() string                                                 { return "Leader" }
 func (n *noopNode) Healthy() error                                                { return nil }
+func (n *noopNode) CatchingUp() error                                             { return nil }
 func (n *noopNode) AppliedSeq() uint64                                            { return n.seq.Load() }
 func (n *noopNode) Stats() (raftnode.Stats, error)                                { return raftnode.Stats{}, nil }
 func (n *noopNode) AddVoter(context.Context, raftnode.NodeInfo) error             { return errNoop }

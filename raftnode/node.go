@@ -143,6 +143,10 @@ type Node struct {
 	raftBind string // the address the Raft listener is bound to
 	// appliedSeq is the last seq the FSM appended to log/.
 	appliedSeq atomic.Uint64
+	// catchUpTo is the commit index this node first learned from a
+	// leader (0: not yet), caughtUp whether it has applied that far.
+	catchUpTo atomic.Uint64
+	caughtUp  atomic.Bool
 	// queued counts the events of Append calls not answered yet.
 	queued atomic.Int64
 	// ioErr is why the FSM cannot write now (retryIO), nil when it can.
@@ -722,6 +726,29 @@ func (n *Node) retryIO(store string, op func() error) error {
 		}
 		backoff = min(backoff*2, 5*time.Second)
 	}
+}
+
+// CatchingUp returns why this node should not serve yet, or nil: it has
+// not applied what the cluster had committed when it first heard from a
+// leader after it started (a node that just joined, or restarted behind
+// the others). Until then it may not know keys, apps or schemas the
+// cluster has, and would answer 401 for a valid key. Once caught up it
+// stays so: a lag under load is the flow control's business.
+func (n *Node) CatchingUp() error {
+	if n.caughtUp.Load() {
+		return nil
+	}
+	commit := n.raft.CommitIndex()
+	if _, id := n.raft.LeaderWithID(); id == "" || commit == 0 {
+		return errors.New("no commit index learned from a leader yet")
+	}
+	n.catchUpTo.CompareAndSwap(0, commit)
+	target, applied := n.catchUpTo.Load(), n.raft.AppliedIndex()
+	if applied < target {
+		return fmt.Errorf("applying the cluster's log: at Raft index %d of %d", applied, target)
+	}
+	n.caughtUp.Store(true)
+	return nil
 }
 
 // Healthy returns why this node cannot write its stores now, or nil.
