@@ -27,6 +27,18 @@ func chromiumPath(t *testing.T) string {
 	return ""
 }
 
+// newBrowser starts a headless Chromium of the given window size for one
+// test, with a deadline; the test's cleanup closes it.
+func newBrowser(t *testing.T, path string, width, height int, timeout time.Duration) context.Context {
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(path), chromedp.NoSandbox,
+		chromedp.WindowSize(width, height))
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancelCtx := chromedp.NewContext(actx)
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	t.Cleanup(func() { cancel(); cancelCtx(); cancelAlloc() })
+	return ctx
+}
+
 // TestDocsPageInHeadlessChromium loads GET / in a real browser: the quick
 // start with the brief's examples, the API reference rendered from
 // /openapi.json, the live view of the node, and the recent errors once a
@@ -42,14 +54,7 @@ func TestDocsPageInHeadlessChromium(t *testing.T) {
 	a := n.post(key, "application/json", []byte("["+exPageview+","+exCTA+`,{"session_id":"s","category":"c","name":"n","data":{"a":1},"timestamp":"`+future+`"}]`))
 	n.get(fmt.Sprintf("/v1/events?min_seq=%d", a.Seq))
 
-	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(browser), chromedp.NoSandbox,
-		chromedp.WindowSize(1280, 1600))
-	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancel()
-	ctx, cancel := chromedp.NewContext(actx)
-	defer cancel()
-	ctx, cancel = context.WithTimeout(ctx, 90*time.Second)
-	defer cancel()
+	ctx := newBrowser(t, browser, 1280, 1600, 90*time.Second)
 
 	err := chromedp.Do(ctx,
 		chromedp.Navigate(n.URL+"/"),

@@ -208,14 +208,7 @@ func TestExplorePageInHeadlessChromium(t *testing.T) {
 	if dir == "" {
 		dir = t.TempDir()
 	}
-	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(browser), chromedp.NoSandbox,
-		chromedp.WindowSize(1200, 800))
-	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancel()
-	ctx, cancel := chromedp.NewContext(actx)
-	defer cancel()
-	ctx, cancel = context.WithTimeout(ctx, 40*time.Second)
-	defer cancel()
+	ctx := newBrowser(t, browser, 1200, 800, 40*time.Second)
 	x := &explorer{t: t, ctx: ctx, n: n, dir: dir, read: n.readKey()}
 	x.listen()
 
