@@ -305,29 +305,13 @@ func eraseFrame(h FrameHeader, payload []byte, seqs []uint64, comp *Compressor, 
 // holds syncMu and wmu, and the sync mark moves to the new size.
 func (l *Log) replaceSegment(seg *segment, active bool, b []byte, frames []frameRef) error {
 	path := l.fs.PathJoin(l.dir, seg.name)
-	tmp := path + tmpSuffix
-	f, err := l.fs.Create(tmp, writeCategory)
-	if err != nil {
-		return fmt.Errorf("erase: create %s: %w", tmp, err)
-	}
-	if _, err := f.Write(b); err != nil {
-		_ = f.Close()
-		return fmt.Errorf("erase: write %s: %w", tmp, err)
-	}
-	if err := f.Sync(); err != nil {
-		_ = f.Close()
-		return fmt.Errorf("erase: sync %s: %w", tmp, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("erase: close %s: %w", tmp, err)
-	}
-	if err := l.fs.Rename(tmp, path); err != nil {
-		return fmt.Errorf("erase: rename %s: %w", tmp, err)
-	}
-	if err := SyncDir(l.fs, l.dir); err != nil {
+	if err := WriteFileAtomic(l.fs, l.dir, seg.name, b); err != nil {
 		return fmt.Errorf("erase: %w", err)
 	}
-	var nf vfs.File
+	var (
+		nf  vfs.File
+		err error
+	)
 	if active {
 		nf, err = l.fs.OpenReadWrite(path, writeCategory)
 	} else {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -131,19 +132,8 @@ func (c *cli) keysCommand() *cobra.Command {
 			})
 		},
 	}
-	revoke := &cobra.Command{
-		Use:   "revoke ID",
-		Short: "Revoke a key (every node refuses it once committed)",
-		Args:  exactArgs(1, "the key ID (see eyectl keys list)"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return c.withClient(func(cl *client.Client) error {
-				if err := cl.RevokeKey(cmd.Context(), args[0]); err != nil {
-					return err
-				}
-				return printOne(c.format(), c.stdout, map[string]any{"id": args[0], "revoked": true}, [][2]string{{"revoked", args[0]}})
-			})
-		},
-	}
+	revoke := c.idCommand("revoke ID", "Revoke a key (every node refuses it once committed)",
+		"the key ID (see eyectl keys list)", "revoked", (*client.Client).RevokeKey)
 	cmd.AddCommand(create, list, revoke)
 	return cmd
 }
@@ -268,21 +258,27 @@ func (c *cli) clusterCommand() *cobra.Command {
 	join.Flags().StringVar(&spec.ID, "id", "", "the new node's --node-id")
 	join.Flags().StringVar(&spec.RaftAddr, "raft", "", "its Raft address (host:port)")
 	join.Flags().StringVar(&spec.HTTPAddr, "http", "", "its HTTP base URL")
-	remove := &cobra.Command{
-		Use:   "remove ID",
-		Short: "Remove a node from the cluster (admin key)",
-		Args:  exactArgs(1, "the node ID"),
+	remove := c.idCommand("remove ID", "Remove a node from the cluster (admin key)", "the node ID", "removed", (*client.Client).RemoveNode)
+	cmd.AddCommand(status, join, remove)
+	return cmd
+}
+
+// idCommand is a command that does one thing to one ID and prints
+// {"id": ID, done: true} (or a table row done ID).
+func (c *cli) idCommand(use, short, argWhat, done string, call func(*client.Client, context.Context, string) error) *cobra.Command {
+	return &cobra.Command{
+		Use:   use,
+		Short: short,
+		Args:  exactArgs(1, argWhat),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return c.withClient(func(cl *client.Client) error {
-				if err := cl.RemoveNode(cmd.Context(), args[0]); err != nil {
+				if err := call(cl, cmd.Context(), args[0]); err != nil {
 					return err
 				}
-				return printOne(c.format(), c.stdout, map[string]any{"id": args[0], "removed": true}, [][2]string{{"removed", args[0]}})
+				return printOne(c.format(), c.stdout, map[string]any{"id": args[0], done: true}, [][2]string{{done, args[0]}})
 			})
 		},
 	}
-	cmd.AddCommand(status, join, remove)
-	return cmd
 }
 
 func optSeq(p *uint64) string {
