@@ -236,7 +236,7 @@ func (x *explorer) sessionView() {
 		chromedp.Click(chromedp.CSS(`#sessionGo`)),
 	)
 	var all [][]string
-	for i, want := range []string{"page 1 · 2 events · more on the next page", "page 2 · 2 events · more on the next page", "page 3 · 1 events · end"} {
+	for i, want := range []string{"page 1 · 2 events · more on the next page", "page 2 · 2 events · more on the next page", "page 3 · 1 event · end"} {
 		if i > 0 {
 			x.do("next page", chromedp.Click(chromedp.CSS(`#sessionNext`)))
 		}
@@ -282,7 +282,7 @@ func (x *explorer) browseView() {
 		chromedp.Click(chromedp.CSS(`#browseGo`)),
 	)
 	var seqs []string
-	for i, want := range []string{"page 1 · 2 events · more on the next page", "page 2 · 2 events · more on the next page", "page 3 · 1 events · end"} {
+	for i, want := range []string{"page 1 · 2 events · more on the next page", "page 2 · 2 events · more on the next page", "page 3 · 1 event · end"} {
 		if i > 0 {
 			x.do("next page", chromedp.Click(chromedp.CSS(`#browseNext`)))
 		}
@@ -373,7 +373,7 @@ func (x *explorer) errorsView() {
 	if status != want || rv.Accepted != 1 || rv.Failing != 1 {
 		x.t.Errorf("revalidation shows %q; the API says %+v", status, rv)
 	}
-	x.infoIs("errors", "page 1 · 1 failed events · end")
+	x.infoIs("errors", "page 1 · 1 failed event · end")
 	if rows := x.rows("errorsTable"); len(rows) != 1 || !strings.HasPrefix(rows[0][4], "timestamp_in_future") {
 		x.t.Errorf("errors after the revalidation: %q", rows)
 	}
