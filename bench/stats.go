@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
-	"net/http"
 	"net/url"
 	"time"
 )
@@ -66,22 +64,12 @@ func (s *Suite) statsQueries(ctx context.Context, t target, nodes []*Node, gen E
 // statsQuery runs one stats query and returns the events its buckets
 // count (the sum of their totals) and the size of the answer.
 func (s *Suite) statsQuery(ctx context.Context, t target, path string) (counted int64, size int, err error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, t.url+path, nil)
+	b, err := s.getBody(ctx, t, path, false)
 	if err != nil {
-		return 0, 0, fmt.Errorf("stats: %w", err)
+		return 0, 0, fmt.Errorf("stats %w", err)
 	}
-	req.Header.Set("Authorization", "Bearer "+t.key)
-	resp, err := s.http.Do(req)
-	if err != nil {
-		return 0, 0, fmt.Errorf("stats: %w", err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return 0, 0, fmt.Errorf("stats %s: %w", path, err)
-	}
-	if resp.StatusCode != http.StatusOK || bytes.Count(b, []byte(`"start":`)) != 720 {
-		return 0, 0, fmt.Errorf("stats %s: %s: %s", path, resp.Status, bytes.TrimSpace(b[:min(len(b), 512)]))
+	if n := bytes.Count(b, []byte(`"start":`)); n != 720 {
+		return 0, 0, fmt.Errorf("stats %s: %d buckets, want 720: %s", path, n, bytes.TrimSpace(b[:min(len(b), 512)]))
 	}
 	// Sum the buckets' totals without decoding the whole answer.
 	for rest := b; ; {

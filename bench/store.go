@@ -165,28 +165,26 @@ func (s *Suite) loadBatch(ctx context.Context, t target, body []byte, refusals *
 	}
 }
 
-// readBody reads a query's body and counts its events: lines for NDJSON,
-// "seq" members for a JSON page.
-func (s *Suite) query(ctx context.Context, t target, path string, ndjson bool) (events, size int, err error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, t.url+path, nil)
+// getBody reads the whole body of a GET (see open).
+func (s *Suite) getBody(ctx context.Context, t target, path string, ndjson bool) ([]byte, error) {
+	resp, err := s.open(ctx, t, path, ndjson)
 	if err != nil {
-		return 0, 0, fmt.Errorf("query: %w", err)
-	}
-	req.Header.Set("Authorization", "Bearer "+t.key)
-	if ndjson {
-		req.Header.Set("Accept", "application/x-ndjson")
-	}
-	resp, err := s.http.Do(req)
-	if err != nil {
-		return 0, 0, fmt.Errorf("query: %w", err)
+		return nil, err
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return 0, 0, fmt.Errorf("query %s: %w", path, err)
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	if resp.StatusCode != http.StatusOK {
-		return 0, 0, fmt.Errorf("query %s: %s: %s", path, resp.Status, bytes.TrimSpace(b[:min(len(b), 512)]))
+	return b, nil
+}
+
+// query reads a query's body and counts its events: lines for NDJSON,
+// "seq" members for a JSON page.
+func (s *Suite) query(ctx context.Context, t target, path string, ndjson bool) (events, size int, err error) {
+	b, err := s.getBody(ctx, t, path, ndjson)
+	if err != nil {
+		return 0, 0, fmt.Errorf("query %w", err)
 	}
 	if ndjson {
 		return bytes.Count(b, []byte("\n")), len(b), nil

@@ -373,11 +373,13 @@ func parseSeq(b []byte) uint64 {
 	return v
 }
 
-// get sends a read request and returns the bytes of the body it read.
-func (s *Suite) get(ctx context.Context, t target, path string, ndjson bool) (int, error) {
+// open sends a GET with t's key (asking for NDJSON when ndjson) and
+// returns the response when it is a 200; any other status is an error
+// that quotes the start of the body. The caller closes the body.
+func (s *Suite) open(ctx context.Context, t target, path string, ndjson bool) (*http.Response, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, t.url+path, nil)
 	if err != nil {
-		return 0, fmt.Errorf("get: %w", err)
+		return nil, err
 	}
 	req.Header.Set("Authorization", "Bearer "+t.key)
 	if ndjson {
@@ -385,13 +387,23 @@ func (s *Suite) get(ctx context.Context, t target, path string, ndjson bool) (in
 	}
 	resp, err := s.http.Do(req)
 	if err != nil {
-		return 0, fmt.Errorf("get: %w", err)
+		return nil, err
 	}
-	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		return 0, fmt.Errorf("get %s: %s: %s", path, resp.Status, bytes.TrimSpace(b))
+		resp.Body.Close()
+		return nil, fmt.Errorf("%s: %s: %s", path, resp.Status, bytes.TrimSpace(b))
 	}
+	return resp, nil
+}
+
+// get sends a read request and returns the bytes of the body it read.
+func (s *Suite) get(ctx context.Context, t target, path string, ndjson bool) (int, error) {
+	resp, err := s.open(ctx, t, path, ndjson)
+	if err != nil {
+		return 0, fmt.Errorf("get %w", err)
+	}
+	defer resp.Body.Close()
 	n, err := io.Copy(io.Discard, resp.Body)
 	if err != nil {
 		return int(n), fmt.Errorf("get %s: %w", path, err)
