@@ -66,6 +66,20 @@ func statsInterval(d time.Duration) (string, bool) {
 	return "", false
 }
 
+// ParseStatsInterval is the interval the server names "1m", "1h" or "1d"
+// (statsInterval's inverse); false for any other name.
+func ParseStatsInterval(name string) (time.Duration, bool) {
+	switch name {
+	case "1m":
+		return time.Minute, true
+	case "1h":
+		return time.Hour, true
+	case "1d":
+		return 24 * time.Hour, true
+	}
+	return 0, false
+}
+
 // EventStats returns the counts of valid events q selects, read from the
 // counts the server's indexer keeps (no scan of events): the same on every
 // node at the same IndexedSeq.
@@ -91,14 +105,7 @@ func (c *Client) EventStats(ctx context.Context, q StatsQuery) (EventStats, erro
 		return EventStats{}, fmt.Errorf("decode answer of /v1/stats: %w", err)
 	}
 	out := EventStats{Buckets: body.Buckets}
-	switch body.Interval {
-	case "1m":
-		out.Interval = time.Minute
-	case "1h":
-		out.Interval = time.Hour
-	case "1d":
-		out.Interval = 24 * time.Hour
-	default:
+	if out.Interval, ok = ParseStatsInterval(body.Interval); !ok {
 		return EventStats{}, fmt.Errorf("decode answer of /v1/stats: interval %q", body.Interval)
 	}
 	out.IndexedSeq, _ = strconv.ParseUint(resp.header.Get("X-Eye-Indexed-Seq"), 10, 64)

@@ -5,7 +5,6 @@ import (
 	"io"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -40,14 +39,8 @@ busiest column; long ranges are summed into at most 100 columns).`,
 				return usageErrf("--name needs --category: an event type is category + name")
 			}
 			q := client.StatsQuery{Category: category, Name: name, MinSeq: minSeq}
-			switch interval {
-			case "1m":
-				q.Interval = time.Minute
-			case "1h":
-				q.Interval = time.Hour
-			case "1d":
-				q.Interval = 24 * time.Hour
-			default:
+			var ok bool
+			if q.Interval, ok = client.ParseStatsInterval(interval); !ok {
 				return usageErrf("--interval %q: want 1m, 1h or 1d", interval)
 			}
 			var err error
