@@ -133,17 +133,6 @@ func cloneValues(v url.Values) url.Values {
 	return out
 }
 
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}
-
 // finalError is a failure of an export that resuming cannot mend: the
 // writer failed, or the server answered something that is not an export.
 type finalError struct{ err error }

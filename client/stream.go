@@ -115,14 +115,7 @@ func (c *Client) Stream(ctx context.Context, q StreamQuery, fn func(StoredEvent)
 		c.retried.Add(1)
 		c.log.Info("stream interrupted; resuming", "server", c.servers[si], "next", c.servers[next], "after_seq", st.after, "delay", delay, "err", err)
 		si = next
-		if delay > 0 {
-			t := time.NewTimer(delay)
-			select {
-			case <-ctx.Done():
-				t.Stop()
-			case <-t.C:
-			}
-		}
+		_ = sleepCtx(ctx, delay) // a done ctx ends the next attempt
 	}
 }
 

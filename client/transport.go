@@ -130,14 +130,7 @@ func (c *Client) do(ctx context.Context, req *request) (*response, error) {
 		c.retried.Add(1)
 		c.log.Debug("retrying", "method", req.method, "path", req.path, "server", servers[si],
 			"attempt", attempt+1, "delay", delay, "err", err)
-		if delay > 0 {
-			t := time.NewTimer(delay)
-			select {
-			case <-ctx.Done():
-				t.Stop()
-			case <-t.C:
-			}
-		}
+		_ = sleepCtx(ctx, delay) // a done ctx ends the next attempt
 	}
 }
 
@@ -431,4 +424,20 @@ func (c *Client) sendJSON(ctx context.Context, method, path string, idempotent b
 		}
 	}
 	return nil
+}
+
+// sleepCtx waits d (nothing when d <= 0) or until ctx is done, whose
+// error it then returns: the one wait between a client's attempts.
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }
