@@ -76,10 +76,7 @@ func (c *cli) backup(ctx context.Context, path string, force, noProgress bool) e
 	defer closeClient(cl)
 	out := &backupFile{f: f}
 	if !noProgress && isTerminal(c.stderr) {
-		out.bar = progressbar.NewOptions64(-1, progressbar.OptionSetWriter(c.stderr),
-			progressbar.OptionSetDescription("backup"), progressbar.OptionShowBytes(true),
-			progressbar.OptionThrottle(100*time.Millisecond), progressbar.OptionClearOnFinish(),
-			progressbar.OptionSetRenderBlankState(true))
+		out.bar = newBar(c.stderr, -1, "backup", progressbar.OptionShowBytes(true))
 	}
 	start := time.Now()
 	n, err := cl.Backup(ctx, out)

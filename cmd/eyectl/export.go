@@ -108,11 +108,8 @@ func (c *cli) export(ctx context.Context, f exportFlags) error {
 	bw := bufio.NewWriterSize(dst, 256<<10)
 	w := &countingWriter{w: bw}
 	if f.progress || !f.noProgress && isTerminal(c.stderr) {
-		w.bar = progressbar.NewOptions64(-1, progressbar.OptionSetWriter(c.stderr),
-			progressbar.OptionSetDescription("export: events written"), progressbar.OptionShowCount(),
-			progressbar.OptionShowIts(), progressbar.OptionSetItsString("events"),
-			progressbar.OptionThrottle(100*time.Millisecond), progressbar.OptionClearOnFinish(),
-			progressbar.OptionSpinnerType(14), progressbar.OptionSetRenderBlankState(true))
+		w.bar = newBar(c.stderr, -1, "export: events written", progressbar.OptionShowCount(),
+			progressbar.OptionShowIts(), progressbar.OptionSetItsString("events"), progressbar.OptionSpinnerType(14))
 	}
 	start := time.Now()
 	res, err := cl.Export(ctx, q, w)

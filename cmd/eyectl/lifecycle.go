@@ -102,10 +102,7 @@ type deletionReport struct {
 func (c *cli) followDeletion(ctx context.Context, cl *client.Client, id string, wait bool, timeout time.Duration) error {
 	var bar *progressbar.ProgressBar
 	if wait && isTerminal(c.stderr) {
-		bar = progressbar.NewOptions(-1, progressbar.OptionSetWriter(c.stderr),
-			progressbar.OptionSetDescription("erase "+id+": asking the nodes"), progressbar.OptionShowCount(),
-			progressbar.OptionThrottle(100*time.Millisecond), progressbar.OptionClearOnFinish(),
-			progressbar.OptionSetRenderBlankState(true))
+		bar = newBar(c.stderr, -1, "erase "+id+": asking the nodes", progressbar.OptionShowCount())
 		defer bar.Finish()
 	}
 	deadline := time.Now().Add(timeout)

@@ -69,10 +69,8 @@ line, unless --no-follow.`,
 func (c *cli) followRevalidation(ctx context.Context, cl *client.Client, r client.Revalidation) (client.Revalidation, error) {
 	var bar *progressbar.ProgressBar
 	if isTerminal(c.stderr) {
-		bar = progressbar.NewOptions64(-1, progressbar.OptionSetWriter(c.stderr),
-			progressbar.OptionSetDescription(fmt.Sprintf("revalidation %d: failures judged", r.ID)),
-			progressbar.OptionShowCount(), progressbar.OptionThrottle(100*time.Millisecond),
-			progressbar.OptionClearOnFinish(), progressbar.OptionSpinnerType(14))
+		bar = newBar(c.stderr, -1, fmt.Sprintf("revalidation %d: failures judged", r.ID),
+			progressbar.OptionShowCount(), progressbar.OptionSpinnerType(14))
 		defer bar.Finish()
 	}
 	t := time.NewTicker(revalidatePoll)

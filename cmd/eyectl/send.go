@@ -97,7 +97,7 @@ func (c *cli) send(ctx context.Context, path string, o sendOptions) error {
 	r := &sendRun{c: c, name: name}
 	var src io.Reader = in
 	if !o.noProgress && isTerminal(c.stderr) {
-		r.bar = newSendBar(c.stderr, size, name)
+		r.bar = newBar(c.stderr, size, "sending "+name, progressbar.OptionShowBytes(true))
 		src = io.TeeReader(in, r.bar)
 	}
 	cl, err := c.newClient(func(cfg *client.Config) {
@@ -149,16 +149,18 @@ func (c *cli) send(ctx context.Context, path string, o sendOptions) error {
 	return nil
 }
 
-// newSendBar is the progress bar of a send, in bytes of the input.
-func newSendBar(w io.Writer, size int64, name string) *progressbar.ProgressBar {
-	return progressbar.NewOptions64(size,
+// newBar is eyectl's progress bar on w: size units (-1: unknown, a
+// spinner), described by desc, redrawn at most every 100 ms, cleared when
+// done; extra adds what the command counts (bytes, events).
+func newBar(w io.Writer, size int64, desc string, extra ...progressbar.Option) *progressbar.ProgressBar {
+	opts := append([]progressbar.Option{
 		progressbar.OptionSetWriter(w),
-		progressbar.OptionSetDescription("sending "+name),
-		progressbar.OptionShowBytes(true),
-		progressbar.OptionThrottle(100*time.Millisecond),
+		progressbar.OptionSetDescription(desc),
+		progressbar.OptionThrottle(100 * time.Millisecond),
 		progressbar.OptionClearOnFinish(),
 		progressbar.OptionSetRenderBlankState(true),
-	)
+	}, extra...)
+	return progressbar.NewOptions64(size, opts...)
 }
 
 // sendRun is one send's reporting: what went wrong with batches, printed as
