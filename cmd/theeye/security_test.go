@@ -58,13 +58,14 @@ func readState(t *testing.T, nodes []*proc, adminKey string) clusterState {
 	}
 	var keys struct {
 		Keys []struct {
-			ID      string `json:"id"`
-			Revoked bool   `json:"revoked"`
+			ID        string          `json:"id"`
+			Revoked   bool            `json:"revoked"`
+			RateLimit json.RawMessage `json:"rate_limit"`
 		} `json:"keys"`
 	}
 	nodes[0].call("GET", "/v1/keys", adminKey, "", nil, 200, &keys)
 	for _, k := range keys.Keys {
-		st.Keys = append(st.Keys, fmt.Sprintf("%s revoked=%v", k.ID, k.Revoked))
+		st.Keys = append(st.Keys, fmt.Sprintf("%s revoked=%v rate_limit=%s", k.ID, k.Revoked, k.RateLimit))
 	}
 	var schemas struct {
 		Schemas []json.RawMessage `json:"schemas"`
@@ -81,9 +82,13 @@ type attack struct {
 }
 
 // stateChangingRoutes lists every route that changes state, membership
-// first. keyID names a real key, so that its DELETE is not a 404.
+// first (TestAttackListCoversTheAPI holds it to the OpenAPI document).
+// keyID names a real key, so that its DELETE and PATCH are not 404s;
+// victimSession is the session whose erasure the attacker asks for.
 func stateChangingRoutes(keyID string) []attack {
 	return []attack{
+		{"DELETE", "/v1/sessions/" + victimSession, ""},
+		{"PATCH", "/v1/keys/" + keyID, `{"rate_limit":{"events_per_second":1,"burst":1}}`},
 		{"POST", "/v1/cluster/nodes", `{"id":"evil","raft_addr":"127.0.0.1:1","http_addr":"http://127.0.0.1:1"}`},
 		{"DELETE", "/v1/cluster/nodes/n2", ""},
 		{"DELETE", "/v1/cluster/nodes/n1", ""},
@@ -94,6 +99,40 @@ func stateChangingRoutes(keyID string) []attack {
 		{"POST", "/v1/errors/revalidate", `{}`},
 		{"PUT", "/v1/config", `{"max_clock_skew":"1000h"}`},
 		{"POST", "/v1/events", exPageview},
+	}
+}
+
+// victimSession holds an event before the attack that must still be
+// there after it.
+const victimSession = "victim"
+
+// TestAttackListCoversTheAPI: every state-changing operation the server
+// documents (POST, PUT, PATCH, DELETE in /openapi.json, which
+// TestOpenAPICoversEveryRoute holds to the router) is in the attacker's
+// list, so a new route cannot be left out of TestAttackerChangesNothing.
+func TestAttackListCoversTheAPI(t *testing.T) {
+	n := startNode(t, t.TempDir())
+	st, b, _ := do(t, "GET", n.URL+"/openapi.json", "", "", nil)
+	if st != 200 {
+		t.Fatalf("GET /openapi.json: %d", st)
+	}
+	var doc struct {
+		Paths map[string]map[string]json.RawMessage `json:"paths"`
+	}
+	mustJSON(t, b, &doc)
+	param := regexp.MustCompile(`\{[^}]+\}`)
+	attacks := stateChangingRoutes("key_1")
+	for path, ops := range doc.Paths {
+		re := regexp.MustCompile("^" + strings.ReplaceAll(regexp.QuoteMeta(param.ReplaceAllString(path, "\x00")), "\x00", "[^/]+") + "$")
+		for m := range ops {
+			method := strings.ToUpper(m)
+			if method != "POST" && method != "PUT" && method != "PATCH" && method != "DELETE" {
+				continue
+			}
+			if !slices.ContainsFunc(attacks, func(a attack) bool { return a.method == method && re.MatchString(a.path) }) {
+				t.Errorf("%s %s changes state but is not in stateChangingRoutes", method, path)
+			}
+		}
 	}
 }
 
@@ -125,6 +164,16 @@ func TestAttackerChangesNothing(t *testing.T) {
 		}
 		return nil
 	})
+	victim := c.nodes[0].post(ingest, "application/json", []byte(`{"session_id":"`+victimSession+`","category":"c","name":"n","data":{"k":1},"timestamp":"2021-01-01T00:00:00Z"}`))
+	victimThere := func(when string) {
+		t.Helper()
+		for _, p := range c.nodes {
+			if pg := p.get(fmt.Sprintf("/v1/sessions/%s/events?min_seq=%d&wait=30s", victimSession, victim.Seq)); len(pg.Events) != 1 {
+				t.Errorf("%s: the victim's session holds %d events %s, want 1", p.URL, len(pg.Events), when)
+			}
+		}
+	}
+	victimThere("before the attack") // and every node has applied it
 	before := readState(t, c.nodes, testAdminKey)
 
 	bogus := "eye_" + strings.Repeat("x", 43)
@@ -210,6 +259,7 @@ func TestAttackerChangesNothing(t *testing.T) {
 	}
 
 	after := readState(t, c.nodes, testAdminKey)
+	victimThere("after the attack")
 	if fmt.Sprint(after) != fmt.Sprint(before) {
 		t.Fatalf("the cluster changed under attack:\nbefore %+v\nafter  %+v", before, after)
 	}
