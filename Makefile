@@ -69,7 +69,9 @@ fuzz:
 	$(GO) test -run=NONE -fuzz=FuzzDecodeValues -fuzztime=$(FUZZTIME) ./index
 	$(GO) test -run=NONE -fuzz=FuzzKeyEncoding -fuzztime=$(FUZZTIME) ./index
 	$(GO) test -run=NONE -fuzz=FuzzAppendJSONString -fuzztime=$(FUZZTIME) ./index
-	$(GO) test -run=NONE -fuzz=FuzzCompileSchema -fuzztime=$(FUZZTIME) .
+	$(GO) test -run=NONE -fuzz=FuzzCompileSchema -fuzztime=$(FUZZTIME) ./verdict
+	$(GO) test -run=NONE -fuzz=FuzzParseStreamParams -fuzztime=$(FUZZTIME) ./api
+	$(GO) test -run=NONE -fuzz=FuzzSSEParser -fuzztime=$(FUZZTIME) ./client
 	$(GO) test -run=NONE -fuzz=FuzzLogStoreDecode -fuzztime=$(FUZZTIME) ./raftnode/logstore
 	$(GO) test -run=NONE -fuzz=FuzzRaftHandshake -fuzztime=$(FUZZTIME) ./raftnode
 	$(GO) test -run=NONE -fuzz=FuzzReadBackup -fuzztime=$(FUZZTIME) ./raftnode
