@@ -8,6 +8,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -171,8 +172,10 @@ const (
 	maxWait      = 60 * time.Second
 )
 
-func parseQuery(r *http.Request) (queryParams, error) {
-	q := r.URL.Query()
+// parseQuery reads the list parameters from q (the request's query,
+// parsed once by the caller, which reads its own filters from it too) and
+// the Accept header.
+func parseQuery(q url.Values, accept string) (queryParams, error) {
 	p := queryParams{limit: defaultLimit, wait: defaultWait, cursor: q.Get("cursor")}
 	var err error
 	if v := q.Get("from"); v != "" {
@@ -214,7 +217,7 @@ func parseQuery(r *http.Request) (queryParams, error) {
 		}
 		p.wait = d
 	}
-	p.ndjson = acceptsNDJSON(r.Header.Get("Accept"))
+	p.ndjson = acceptsNDJSON(accept)
 	if p.ndjson {
 		p.limit = 0
 	}
@@ -247,7 +250,7 @@ func (s *Server) waitIndexed(ctx context.Context, p queryParams) error {
 }
 
 func (s *Server) handleSessionEvents(w http.ResponseWriter, r *http.Request, ps httprouter.Params, _ *caller) {
-	p, err := parseQuery(r)
+	p, err := parseQuery(r.URL.Query(), r.Header.Get("Accept"))
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -257,12 +260,12 @@ func (s *Server) handleSessionEvents(w http.ResponseWriter, r *http.Request, ps 
 }
 
 func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request, _ httprouter.Params, _ *caller) {
-	p, err := parseQuery(r)
+	v := r.URL.Query()
+	p, err := parseQuery(v, r.Header.Get("Accept"))
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	v := r.URL.Query()
 	q := index.EventQuery{Category: v.Get("category"), Name: v.Get("name"), App: v.Get("app")}
 	if q.Name != "" && q.Category == "" {
 		s.writeError(w, r, theeye.Errorf(theeye.EInvalidParam, "name needs category: event types are category + name").WithDetail("parameter", "name"))
@@ -282,12 +285,12 @@ func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request, p queryPara
 }
 
 func (s *Server) handleErrors(w http.ResponseWriter, r *http.Request, _ httprouter.Params, _ *caller) {
-	p, err := parseQuery(r)
+	v := r.URL.Query()
+	p, err := parseQuery(v, r.Header.Get("Accept"))
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	v := r.URL.Query()
 	q := index.ErrorQuery{From: p.from, To: p.to, Reason: v.Get("reason"), App: v.Get("app"),
 		Category: v.Get("category"), Name: v.Get("name"), Desc: p.desc}
 	if q.Name != "" && q.Category == "" {
