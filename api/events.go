@@ -205,23 +205,34 @@ func parseQuery(q url.Values, accept string) (queryParams, error) {
 	default:
 		return p, theeye.Errorf(theeye.EInvalidParam, "order %q: want asc or desc", v).WithDetail("parameter", "order")
 	}
-	if v := q.Get("min_seq"); v != "" {
-		if p.minSeq, err = strconv.ParseUint(v, 10, 64); err != nil {
-			return p, theeye.Errorf(theeye.EInvalidParam, "min_seq %q: want a seq (a whole number)", v).WithDetail("parameter", "min_seq")
-		}
-	}
-	if v := q.Get("wait"); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil || d < 0 || d > maxWait {
-			return p, theeye.Errorf(theeye.EInvalidParam, "wait %q: want a duration such as 500ms or 30s, at most %s", v, maxWait).WithDetail("parameter", "wait")
-		}
-		p.wait = d
+	if err := parseMinSeq(q, &p); err != nil {
+		return p, err
 	}
 	p.ndjson = acceptsNDJSON(accept)
 	if p.ndjson {
 		p.limit = 0
 	}
 	return p, nil
+}
+
+// parseMinSeq reads min_seq and wait (how long to wait for this node to
+// index min_seq: waitIndexed) into p.
+func parseMinSeq(q url.Values, p *queryParams) error {
+	if v := q.Get("min_seq"); v != "" {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			return theeye.Errorf(theeye.EInvalidParam, "min_seq %q: want a seq (a whole number)", v).WithDetail("parameter", "min_seq")
+		}
+		p.minSeq = n
+	}
+	if v := q.Get("wait"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 || d > maxWait {
+			return theeye.Errorf(theeye.EInvalidParam, "wait %q: want a duration such as 500ms or 30s, at most %s", v, maxWait).WithDetail("parameter", "wait")
+		}
+		p.wait = d
+	}
+	return nil
 }
 
 func acceptsNDJSON(accept string) bool {
