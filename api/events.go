@@ -235,6 +235,14 @@ func parseMinSeq(q url.Values, p *queryParams) error {
 	return nil
 }
 
+// checkTypeFilter refuses a name filter without its category.
+func checkTypeFilter(category, name string) error {
+	if name != "" && category == "" {
+		return theeye.Errorf(theeye.EInvalidParam, "name needs category: event types are category + name").WithDetail("parameter", "name")
+	}
+	return nil
+}
+
 func acceptsNDJSON(accept string) bool {
 	for _, part := range strings.Split(accept, ",") {
 		mt, _, _ := mime.ParseMediaType(strings.TrimSpace(part))
@@ -278,8 +286,8 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request, _ httprout
 		return
 	}
 	q := index.EventQuery{Category: v.Get("category"), Name: v.Get("name"), App: v.Get("app")}
-	if q.Name != "" && q.Category == "" {
-		s.writeError(w, r, theeye.Errorf(theeye.EInvalidParam, "name needs category: event types are category + name").WithDetail("parameter", "name"))
+	if err := checkTypeFilter(q.Category, q.Name); err != nil {
+		s.writeError(w, r, err)
 		return
 	}
 	s.serveEvents(w, r, p, q)
@@ -304,8 +312,8 @@ func (s *Server) handleErrors(w http.ResponseWriter, r *http.Request, _ httprout
 	}
 	q := index.ErrorQuery{From: p.from, To: p.to, Reason: v.Get("reason"), App: v.Get("app"),
 		Category: v.Get("category"), Name: v.Get("name"), Desc: p.desc}
-	if q.Name != "" && q.Category == "" {
-		s.writeError(w, r, theeye.Errorf(theeye.EInvalidParam, "name needs category: event types are category + name").WithDetail("parameter", "name"))
+	if err := checkTypeFilter(q.Category, q.Name); err != nil {
+		s.writeError(w, r, err)
 		return
 	}
 	s.serveList(w, r, p, "errors", func(ctx context.Context, pg pageRange, fn func([]byte) error) (string, error) {

@@ -94,8 +94,8 @@ func parseStats(r *http.Request, now time.Time) (index.StatsQuery, queryParams, 
 	if !q.To.After(q.From) {
 		return bad("to", "to (%s) must be after from (%s)", theeye.FormatTime(q.To), theeye.FormatTime(q.From))
 	}
-	if q.Name != "" && q.Category == "" {
-		return bad("name", "name needs category: event types are category + name")
+	if err := checkTypeFilter(q.Category, q.Name); err != nil {
+		return q, p, err
 	}
 	if err := parseMinSeq(v, &p); err != nil {
 		return q, p, err

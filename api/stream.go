@@ -181,8 +181,8 @@ func parseStreamParams(q url.Values, lastEventID []string, maxLen int) (streamPa
 			*f.dst = vs[0]
 		}
 	}
-	if p.query.Name != "" && p.query.Category == "" {
-		return bad("name", "name needs category: event types are category + name")
+	if err := checkTypeFilter(p.query.Category, p.query.Name); err != nil {
+		return streamParams{}, err
 	}
 	if p.after == math.MaxUint64 {
 		return bad("from_seq", "from_seq %d: no seq can follow it", p.after)
