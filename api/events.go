@@ -347,12 +347,13 @@ const exportWriteTimeout = 30 * time.Second
 // "next_cursor": ...}, at most limit items and about MaxPageBytes bytes, or
 // with Accept: application/x-ndjson every match streamed one per line.
 func (s *Server) serveList(w http.ResponseWriter, r *http.Request, p queryParams, field string, page pageFunc) {
-	if err := s.waitIndexed(r.Context(), p); err != nil {
-		w.Header().Set("X-Eye-Indexed-Seq", strconv.FormatUint(s.cfg.Index.IndexedSeq(), 10))
+	err := s.waitIndexed(r.Context(), p)
+	// Set whether or not the wait succeeded: a 503 says how far it got.
+	w.Header().Set("X-Eye-Indexed-Seq", strconv.FormatUint(s.cfg.Index.IndexedSeq(), 10))
+	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	w.Header().Set("X-Eye-Indexed-Seq", strconv.FormatUint(s.cfg.Index.IndexedSeq(), 10))
 	if p.ndjson {
 		s.streamNDJSON(w, r, p.cursor, page)
 		return
