@@ -211,9 +211,12 @@ func (s *Server) handleStream(w http.ResponseWriter, r *http.Request, _ httprout
 		return
 	}
 	defer s.streams.release()
+	// One reading for the live start and the header: a live stream's
+	// X-Eye-Stream-After and X-Eye-Indexed-Seq then agree.
+	indexed := s.cfg.Index.IndexedSeq()
 	next := p.after + 1
 	if !p.resume {
-		next = s.cfg.Index.IndexedSeq() + 1
+		next = indexed + 1
 	}
 	rc := http.NewResponseController(w)
 	// The server's read timeout would end the stream: net/http cancels a
@@ -224,7 +227,7 @@ func (s *Server) handleStream(w http.ResponseWriter, r *http.Request, _ httprout
 	h.Set("Content-Type", "text/event-stream; charset=utf-8")
 	h.Set("Cache-Control", "no-cache")
 	h.Set("X-Accel-Buffering", "no") // proxies that buffer (nginx) pass each event on
-	h.Set("X-Eye-Indexed-Seq", strconv.FormatUint(s.cfg.Index.IndexedSeq(), 10))
+	h.Set("X-Eye-Indexed-Seq", strconv.FormatUint(indexed, 10))
 	// Where the stream starts, for a client that reconnects before its
 	// first event (a live start would otherwise begin again later).
 	h.Set("X-Eye-Stream-After", strconv.FormatUint(next-1, 10))
