@@ -89,12 +89,8 @@ func newStreams(cfg *Config) *streams {
 		cfg.StreamWriteTimeout = DefaultStreamWriteTimeout
 	}
 	st := &streams{max: cfg.MaxStreams, keepAlive: cfg.StreamKeepAlive, timeout: cfg.StreamWriteTimeout,
-		gauge: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "theeye_streams_open", Help: "Streams (GET /v1/stream) open on this node.",
-		}),
-		events: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "theeye_stream_events_total", Help: "Events sent on streams by this node.",
-		}),
+		gauge:  newGauge("theeye_streams_open", "Streams (GET /v1/stream) open on this node."),
+		events: newCounter("theeye_stream_events_total", "Events sent on streams by this node."),
 		ends: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "theeye_stream_ends_total", Help: "Streams ended, by reason (client_gone, slow_reader: took no data for --stream-write-timeout, shutdown, error).",
 		}, []string{"reason"}),
