@@ -78,16 +78,8 @@ const (
 	endError      = "error"
 )
 
+// newStreams builds the streams of cfg (its defaults set: setDefaults).
 func newStreams(cfg *Config) *streams {
-	if cfg.MaxStreams <= 0 {
-		cfg.MaxStreams = DefaultMaxStreams
-	}
-	if cfg.StreamKeepAlive <= 0 {
-		cfg.StreamKeepAlive = DefaultStreamKeepAlive
-	}
-	if cfg.StreamWriteTimeout <= 0 {
-		cfg.StreamWriteTimeout = DefaultStreamWriteTimeout
-	}
 	st := &streams{max: cfg.MaxStreams, keepAlive: cfg.StreamKeepAlive, timeout: cfg.StreamWriteTimeout,
 		gauge:  newGauge("theeye_streams_open", "Streams (GET /v1/stream) open on this node."),
 		events: newCounter("theeye_stream_events_total", "Events sent on streams by this node."),
