@@ -396,6 +396,7 @@ func (s *Server) serveList(w http.ResponseWriter, r *http.Request, p queryParams
 func (s *Server) streamNDJSON(w http.ResponseWriter, r *http.Request, cursor string, page pageFunc) {
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	rc := http.NewResponseController(w)
+	dw := &deadlineWriter{w: w, rc: rc, timeout: exportWriteTimeout}
 	pb := s.bufs.get()
 	defer s.bufs.put(pb)
 	buf := slices.Grow((*pb)[:0], exportChunkBytes+64<<10)
@@ -413,8 +414,7 @@ func (s *Server) streamNDJSON(w http.ResponseWriter, r *http.Request, cursor str
 			break
 		}
 		started = true
-		rc.SetWriteDeadline(time.Now().Add(exportWriteTimeout))
-		if _, err = w.Write(buf); err != nil {
+		if _, err = dw.Write(buf); err != nil {
 			return // the client is gone or too slow: nothing more to tell it
 		}
 		rc.Flush()
@@ -430,7 +430,6 @@ func (s *Server) streamNDJSON(w http.ResponseWriter, r *http.Request, cursor str
 		// Headers are gone: end the stream with an error line the client can see.
 		e := s.publicError(r, err)
 		line, _ := json.Marshal(errorBody{Error: errorFields{Code: e.Code, Message: e.Message}})
-		rc.SetWriteDeadline(time.Now().Add(exportWriteTimeout))
-		w.Write(append(line, '\n'))
+		dw.Write(append(line, '\n'))
 	}
 }

@@ -224,7 +224,7 @@ func (s *Server) handleStream(w http.ResponseWriter, r *http.Request, _ httprout
 	ctx, cancel := context.WithCancelCause(r.Context())
 	defer cancel(nil)
 	defer context.AfterFunc(s.streams.ctx, func() { cancel(errShuttingDown) })()
-	sw := &sseWriter{w: w, rc: rc, timeout: s.streams.timeout}
+	sw := &sseWriter{deadlineWriter{w: w, rc: rc, timeout: s.streams.timeout}}
 	hello := fmt.Appendf(nil, "retry: %d\n: stream of node %s, after seq %d\n\n", streamRetryMillis, s.cfg.Node.ID(), next-1)
 	err = sw.write(hello)
 	if err == nil {
@@ -328,12 +328,9 @@ func (s *Server) endStream(r *http.Request, c *caller, sw *sseWriter, err error)
 	sw.write(fmt.Appendf(nil, "event: error\ndata: %s\n\n", body))
 }
 
-// sseWriter writes a stream's chunks, each bounded by a write deadline.
-type sseWriter struct {
-	w       http.ResponseWriter
-	rc      *http.ResponseController
-	timeout time.Duration
-}
+// sseWriter writes a stream's chunks, each bounded by a write deadline
+// (deadlineWriter) and flushed.
+type sseWriter struct{ deadlineWriter }
 
 // streamWriteError is a failed write to the client.
 type streamWriteError struct{ err error }
@@ -342,8 +339,7 @@ func (e *streamWriteError) Error() string { return "write stream: " + e.err.Erro
 func (e *streamWriteError) Unwrap() error { return e.err }
 
 func (sw *sseWriter) write(b []byte) error {
-	_ = sw.rc.SetWriteDeadline(time.Now().Add(sw.timeout))
-	if _, err := sw.w.Write(b); err != nil {
+	if _, err := sw.Write(b); err != nil {
 		return &streamWriteError{err}
 	}
 	if err := sw.rc.Flush(); err != nil {
