@@ -39,8 +39,9 @@ func (s *Server) handleEraseSession(w http.ResponseWriter, r *http.Request, ps h
 // events logged up to at_seq, and no file under its data dir holds them.
 func (s *Server) handleDeletion(w http.ResponseWriter, r *http.Request, ps httprouter.Params, _ *caller) {
 	raw := ps.ByName("id")
-	id, err := strconv.ParseUint(strings.TrimPrefix(raw, deletionPrefix), 10, 64)
-	if err != nil || !strings.HasPrefix(raw, deletionPrefix) || id == 0 {
+	num, ok := strings.CutPrefix(raw, deletionPrefix)
+	id, err := strconv.ParseUint(num, 10, 64)
+	if !ok || err != nil || id == 0 {
 		s.writeError(w, r, theeye.Errorf(theeye.EInvalidParam, "deletion id %q: want the id DELETE /v1/sessions/{session_id} answered (del_<n>)", raw).WithDetail("parameter", "id"))
 		return
 	}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -171,8 +172,10 @@ const (
 	maxWait      = 60 * time.Second
 )
 
-func parseQuery(r *http.Request) (queryParams, error) {
-	q := r.URL.Query()
+// parseQuery reads the list parameters from q (the request's query,
+// parsed once by the caller, which reads its own filters from it too) and
+// the Accept header.
+func parseQuery(q url.Values, accept string) (queryParams, error) {
 	p := queryParams{limit: defaultLimit, wait: defaultWait, cursor: q.Get("cursor")}
 	var err error
 	if v := q.Get("from"); v != "" {
@@ -202,23 +205,42 @@ func parseQuery(r *http.Request) (queryParams, error) {
 	default:
 		return p, theeye.Errorf(theeye.EInvalidParam, "order %q: want asc or desc", v).WithDetail("parameter", "order")
 	}
-	if v := q.Get("min_seq"); v != "" {
-		if p.minSeq, err = strconv.ParseUint(v, 10, 64); err != nil {
-			return p, theeye.Errorf(theeye.EInvalidParam, "min_seq %q: want a seq (a whole number)", v).WithDetail("parameter", "min_seq")
-		}
+	if err := parseMinSeq(q, &p); err != nil {
+		return p, err
 	}
-	if v := q.Get("wait"); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil || d < 0 || d > maxWait {
-			return p, theeye.Errorf(theeye.EInvalidParam, "wait %q: want a duration such as 500ms or 30s, at most %s", v, maxWait).WithDetail("parameter", "wait")
-		}
-		p.wait = d
-	}
-	p.ndjson = acceptsNDJSON(r.Header.Get("Accept"))
+	p.ndjson = acceptsNDJSON(accept)
 	if p.ndjson {
 		p.limit = 0
 	}
 	return p, nil
+}
+
+// parseMinSeq reads min_seq and wait (how long to wait for this node to
+// index min_seq: waitIndexed) into p.
+func parseMinSeq(q url.Values, p *queryParams) error {
+	if v := q.Get("min_seq"); v != "" {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			return theeye.Errorf(theeye.EInvalidParam, "min_seq %q: want a seq (a whole number)", v).WithDetail("parameter", "min_seq")
+		}
+		p.minSeq = n
+	}
+	if v := q.Get("wait"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 || d > maxWait {
+			return theeye.Errorf(theeye.EInvalidParam, "wait %q: want a duration such as 500ms or 30s, at most %s", v, maxWait).WithDetail("parameter", "wait")
+		}
+		p.wait = d
+	}
+	return nil
+}
+
+// checkTypeFilter refuses a name filter without its category.
+func checkTypeFilter(category, name string) error {
+	if name != "" && category == "" {
+		return theeye.Errorf(theeye.EInvalidParam, "name needs category: event types are category + name").WithDetail("parameter", "name")
+	}
+	return nil
 }
 
 func acceptsNDJSON(accept string) bool {
@@ -247,7 +269,7 @@ func (s *Server) waitIndexed(ctx context.Context, p queryParams) error {
 }
 
 func (s *Server) handleSessionEvents(w http.ResponseWriter, r *http.Request, ps httprouter.Params, _ *caller) {
-	p, err := parseQuery(r)
+	p, err := parseQuery(r.URL.Query(), r.Header.Get("Accept"))
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -257,15 +279,15 @@ func (s *Server) handleSessionEvents(w http.ResponseWriter, r *http.Request, ps 
 }
 
 func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request, _ httprouter.Params, _ *caller) {
-	p, err := parseQuery(r)
+	v := r.URL.Query()
+	p, err := parseQuery(v, r.Header.Get("Accept"))
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	v := r.URL.Query()
 	q := index.EventQuery{Category: v.Get("category"), Name: v.Get("name"), App: v.Get("app")}
-	if q.Name != "" && q.Category == "" {
-		s.writeError(w, r, theeye.Errorf(theeye.EInvalidParam, "name needs category: event types are category + name").WithDetail("parameter", "name"))
+	if err := checkTypeFilter(q.Category, q.Name); err != nil {
+		s.writeError(w, r, err)
 		return
 	}
 	s.serveEvents(w, r, p, q)
@@ -282,16 +304,16 @@ func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request, p queryPara
 }
 
 func (s *Server) handleErrors(w http.ResponseWriter, r *http.Request, _ httprouter.Params, _ *caller) {
-	p, err := parseQuery(r)
+	v := r.URL.Query()
+	p, err := parseQuery(v, r.Header.Get("Accept"))
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	v := r.URL.Query()
 	q := index.ErrorQuery{From: p.from, To: p.to, Reason: v.Get("reason"), App: v.Get("app"),
 		Category: v.Get("category"), Name: v.Get("name"), Desc: p.desc}
-	if q.Name != "" && q.Category == "" {
-		s.writeError(w, r, theeye.Errorf(theeye.EInvalidParam, "name needs category: event types are category + name").WithDetail("parameter", "name"))
+	if err := checkTypeFilter(q.Category, q.Name); err != nil {
+		s.writeError(w, r, err)
 		return
 	}
 	s.serveList(w, r, p, "errors", func(ctx context.Context, pg pageRange, fn func([]byte) error) (string, error) {
@@ -325,12 +347,13 @@ const exportWriteTimeout = 30 * time.Second
 // "next_cursor": ...}, at most limit items and about MaxPageBytes bytes, or
 // with Accept: application/x-ndjson every match streamed one per line.
 func (s *Server) serveList(w http.ResponseWriter, r *http.Request, p queryParams, field string, page pageFunc) {
-	if err := s.waitIndexed(r.Context(), p); err != nil {
-		w.Header().Set("X-Eye-Indexed-Seq", strconv.FormatUint(s.cfg.Index.IndexedSeq(), 10))
+	err := s.waitIndexed(r.Context(), p)
+	// Set whether or not the wait succeeded: a 503 says how far it got.
+	w.Header().Set("X-Eye-Indexed-Seq", strconv.FormatUint(s.cfg.Index.IndexedSeq(), 10))
+	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	w.Header().Set("X-Eye-Indexed-Seq", strconv.FormatUint(s.cfg.Index.IndexedSeq(), 10))
 	if p.ndjson {
 		s.streamNDJSON(w, r, p.cursor, page)
 		return
@@ -373,6 +396,7 @@ func (s *Server) serveList(w http.ResponseWriter, r *http.Request, p queryParams
 func (s *Server) streamNDJSON(w http.ResponseWriter, r *http.Request, cursor string, page pageFunc) {
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	rc := http.NewResponseController(w)
+	dw := &deadlineWriter{w: w, rc: rc, timeout: exportWriteTimeout}
 	pb := s.bufs.get()
 	defer s.bufs.put(pb)
 	buf := slices.Grow((*pb)[:0], exportChunkBytes+64<<10)
@@ -390,8 +414,7 @@ func (s *Server) streamNDJSON(w http.ResponseWriter, r *http.Request, cursor str
 			break
 		}
 		started = true
-		rc.SetWriteDeadline(time.Now().Add(exportWriteTimeout))
-		if _, err = w.Write(buf); err != nil {
+		if _, err = dw.Write(buf); err != nil {
 			return // the client is gone or too slow: nothing more to tell it
 		}
 		rc.Flush()
@@ -407,7 +430,6 @@ func (s *Server) streamNDJSON(w http.ResponseWriter, r *http.Request, cursor str
 		// Headers are gone: end the stream with an error line the client can see.
 		e := s.publicError(r, err)
 		line, _ := json.Marshal(errorBody{Error: errorFields{Code: e.Code, Message: e.Message}})
-		rc.SetWriteDeadline(time.Now().Add(exportWriteTimeout))
-		w.Write(append(line, '\n'))
+		dw.Write(append(line, '\n'))
 	}
 }

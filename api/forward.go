@@ -89,27 +89,27 @@ func (k *refusalCache) answer(w http.ResponseWriter, now time.Time, leader strin
 
 // keep records resp if it is a cluster-wide "slow down" (overloaded or
 // short of disk; a key's own rate limit is not), and returns its body.
-func (k *refusalCache) keep(resp *http.Response, now time.Time, leader string) (io.Reader, bool) {
+func (k *refusalCache) keep(resp *http.Response, now time.Time, leader string) io.Reader {
 	if resp.StatusCode != http.StatusTooManyRequests && resp.StatusCode != http.StatusInsufficientStorage {
-		return resp.Body, false
+		return resp.Body
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxKeptRefusal+1))
 	rest := io.MultiReader(bytes.NewReader(body), resp.Body)
 	if err != nil || len(body) > maxKeptRefusal {
-		return rest, false
+		return rest
 	}
 	var e errorBody
 	if json.Unmarshal(body, &e) != nil || (e.Error.Code != theeye.EOverloaded && e.Error.Code != theeye.EInsufficientStorage) {
-		return rest, false
+		return rest
 	}
 	secs, err := strconv.Atoi(resp.Header.Get("Retry-After"))
 	if err != nil || secs < 1 {
-		return rest, false
+		return rest
 	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	k.leader, k.until, k.status, k.body = leader, now.Add(time.Duration(min(secs, maxRetryAfter))*time.Second), resp.StatusCode, body
-	return rest, true
+	return rest
 }
 
 // storing wraps an admin write that stores something (an app, a key, a
@@ -188,7 +188,7 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, leaderID, leade
 	w.Header().Set("X-Eye-Leader", leaderID)
 	var answer io.Reader = resp.Body
 	if keep != nil {
-		answer, _ = keep.keep(resp, s.cfg.Now(), leaderID)
+		answer = keep.keep(resp, s.cfg.Now(), leaderID)
 	}
 	w.WriteHeader(resp.StatusCode)
 	io.Copy(w, answer)

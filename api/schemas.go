@@ -109,7 +109,7 @@ func (s *Server) handleListSchemas(w http.ResponseWriter, r *http.Request, _ htt
 // handleErrorsSummary is GET /v1/errors/summary?from&to: failures counted
 // by reason and by event type.
 func (s *Server) handleErrorsSummary(w http.ResponseWriter, r *http.Request, _ httprouter.Params, _ *caller) {
-	p, err := parseQuery(r)
+	p, err := parseQuery(r.URL.Query(), r.Header.Get("Accept"))
 	if err != nil {
 		s.writeError(w, r, err)
 		return

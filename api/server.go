@@ -184,6 +184,15 @@ func (c *Config) setDefaults() {
 	if c.MaxCommitQueue <= 0 {
 		c.MaxCommitQueue = 50_000
 	}
+	if c.MaxStreams <= 0 {
+		c.MaxStreams = DefaultMaxStreams
+	}
+	if c.StreamKeepAlive <= 0 {
+		c.StreamKeepAlive = DefaultStreamKeepAlive
+	}
+	if c.StreamWriteTimeout <= 0 {
+		c.StreamWriteTimeout = DefaultStreamWriteTimeout
+	}
 	if c.ReadHeaderTimeout <= 0 {
 		c.ReadHeaderTimeout = 10 * time.Second
 	}

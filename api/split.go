@@ -30,10 +30,10 @@ func splitJSON(body []byte, lim splitLimits) ([][]byte, error) {
 	}
 	switch body[start] {
 	case '{':
-		if err := checkEventSize(body[start:], lim.event, 0); err != nil {
+		end := theeye.JSONValueEnd(body, start)
+		if err := checkEventSize(end-start, lim.event, 0); err != nil {
 			return nil, err
 		}
-		end := theeye.JSONValueEnd(body, start)
 		return [][]byte{body[start:end]}, nil
 	case '[':
 	default:
@@ -51,7 +51,7 @@ func splitJSON(body []byte, lim splitLimits) ([][]byte, error) {
 			return nil, theeye.Errorf(theeye.ENotAnObject, "element %d is a JSON %s, not an event object", idx, theeye.JSONKind(body[i:])).
 				WithDetail("index", idx)
 		}
-		if err := checkEventSize(elem, lim.event, idx); err != nil {
+		if err := checkEventSize(len(elem), lim.event, idx); err != nil {
 			return nil, err
 		}
 		if len(events) == lim.events {
@@ -122,11 +122,12 @@ func tooManyEvents(limit int) error {
 		WithDetail("limit", limit)
 }
 
-func checkEventSize(ev []byte, maxEvent, idx int) error {
-	end := theeye.JSONValueEnd(ev, 0)
-	if end > maxEvent {
-		return theeye.Errorf(theeye.EEventTooLarge, "event %d is %d bytes, over the %d-byte limit", idx, end, maxEvent).
-			WithDetail("index", idx).WithDetail("size", end).WithDetail("limit", maxEvent)
+// checkEventSize refuses event idx of size bytes (its extent, which the
+// caller has already scanned) when it is over maxEvent.
+func checkEventSize(size, maxEvent, idx int) error {
+	if size > maxEvent {
+		return theeye.Errorf(theeye.EEventTooLarge, "event %d is %d bytes, over the %d-byte limit", idx, size, maxEvent).
+			WithDetail("index", idx).WithDetail("size", size).WithDetail("limit", maxEvent)
 	}
 	return nil
 }

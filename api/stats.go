@@ -94,20 +94,11 @@ func parseStats(r *http.Request, now time.Time) (index.StatsQuery, queryParams, 
 	if !q.To.After(q.From) {
 		return bad("to", "to (%s) must be after from (%s)", theeye.FormatTime(q.To), theeye.FormatTime(q.From))
 	}
-	if q.Name != "" && q.Category == "" {
-		return bad("name", "name needs category: event types are category + name")
+	if err := checkTypeFilter(q.Category, q.Name); err != nil {
+		return q, p, err
 	}
-	if s := v.Get("min_seq"); s != "" {
-		if p.minSeq, err = strconv.ParseUint(s, 10, 64); err != nil {
-			return bad("min_seq", "min_seq %q: want a seq (a whole number)", s)
-		}
-	}
-	if s := v.Get("wait"); s != "" {
-		d, err := time.ParseDuration(s)
-		if err != nil || d < 0 || d > maxWait {
-			return bad("wait", "wait %q: want a duration such as 500ms or 30s, at most %s", s, maxWait)
-		}
-		p.wait = d
+	if err := parseMinSeq(v, &p); err != nil {
+		return q, p, err
 	}
 	return q, p, nil
 }

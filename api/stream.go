@@ -78,23 +78,11 @@ const (
 	endError      = "error"
 )
 
+// newStreams builds the streams of cfg (its defaults set: setDefaults).
 func newStreams(cfg *Config) *streams {
-	if cfg.MaxStreams <= 0 {
-		cfg.MaxStreams = DefaultMaxStreams
-	}
-	if cfg.StreamKeepAlive <= 0 {
-		cfg.StreamKeepAlive = DefaultStreamKeepAlive
-	}
-	if cfg.StreamWriteTimeout <= 0 {
-		cfg.StreamWriteTimeout = DefaultStreamWriteTimeout
-	}
 	st := &streams{max: cfg.MaxStreams, keepAlive: cfg.StreamKeepAlive, timeout: cfg.StreamWriteTimeout,
-		gauge: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "theeye_streams_open", Help: "Streams (GET /v1/stream) open on this node.",
-		}),
-		events: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "theeye_stream_events_total", Help: "Events sent on streams by this node.",
-		}),
+		gauge:  newGauge("theeye_streams_open", "Streams (GET /v1/stream) open on this node."),
+		events: newCounter("theeye_stream_events_total", "Events sent on streams by this node."),
 		ends: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "theeye_stream_ends_total", Help: "Streams ended, by reason (client_gone, slow_reader: took no data for --stream-write-timeout, shutdown, error).",
 		}, []string{"reason"}),
@@ -181,8 +169,8 @@ func parseStreamParams(q url.Values, lastEventID []string, maxLen int) (streamPa
 			*f.dst = vs[0]
 		}
 	}
-	if p.query.Name != "" && p.query.Category == "" {
-		return bad("name", "name needs category: event types are category + name")
+	if err := checkTypeFilter(p.query.Category, p.query.Name); err != nil {
+		return streamParams{}, err
 	}
 	if p.after == math.MaxUint64 {
 		return bad("from_seq", "from_seq %d: no seq can follow it", p.after)
@@ -211,9 +199,12 @@ func (s *Server) handleStream(w http.ResponseWriter, r *http.Request, _ httprout
 		return
 	}
 	defer s.streams.release()
+	// One reading for the live start and the header: a live stream's
+	// X-Eye-Stream-After and X-Eye-Indexed-Seq then agree.
+	indexed := s.cfg.Index.IndexedSeq()
 	next := p.after + 1
 	if !p.resume {
-		next = s.cfg.Index.IndexedSeq() + 1
+		next = indexed + 1
 	}
 	rc := http.NewResponseController(w)
 	// The server's read timeout would end the stream: net/http cancels a
@@ -224,7 +215,7 @@ func (s *Server) handleStream(w http.ResponseWriter, r *http.Request, _ httprout
 	h.Set("Content-Type", "text/event-stream; charset=utf-8")
 	h.Set("Cache-Control", "no-cache")
 	h.Set("X-Accel-Buffering", "no") // proxies that buffer (nginx) pass each event on
-	h.Set("X-Eye-Indexed-Seq", strconv.FormatUint(s.cfg.Index.IndexedSeq(), 10))
+	h.Set("X-Eye-Indexed-Seq", strconv.FormatUint(indexed, 10))
 	// Where the stream starts, for a client that reconnects before its
 	// first event (a live start would otherwise begin again later).
 	h.Set("X-Eye-Stream-After", strconv.FormatUint(next-1, 10))
@@ -233,7 +224,7 @@ func (s *Server) handleStream(w http.ResponseWriter, r *http.Request, _ httprout
 	ctx, cancel := context.WithCancelCause(r.Context())
 	defer cancel(nil)
 	defer context.AfterFunc(s.streams.ctx, func() { cancel(errShuttingDown) })()
-	sw := &sseWriter{w: w, rc: rc, timeout: s.streams.timeout}
+	sw := &sseWriter{deadlineWriter{w: w, rc: rc, timeout: s.streams.timeout}}
 	hello := fmt.Appendf(nil, "retry: %d\n: stream of node %s, after seq %d\n\n", streamRetryMillis, s.cfg.Node.ID(), next-1)
 	err = sw.write(hello)
 	if err == nil {
@@ -337,12 +328,9 @@ func (s *Server) endStream(r *http.Request, c *caller, sw *sseWriter, err error)
 	sw.write(fmt.Appendf(nil, "event: error\ndata: %s\n\n", body))
 }
 
-// sseWriter writes a stream's chunks, each bounded by a write deadline.
-type sseWriter struct {
-	w       http.ResponseWriter
-	rc      *http.ResponseController
-	timeout time.Duration
-}
+// sseWriter writes a stream's chunks, each bounded by a write deadline
+// (deadlineWriter) and flushed.
+type sseWriter struct{ deadlineWriter }
 
 // streamWriteError is a failed write to the client.
 type streamWriteError struct{ err error }
@@ -351,8 +339,7 @@ func (e *streamWriteError) Error() string { return "write stream: " + e.err.Erro
 func (e *streamWriteError) Unwrap() error { return e.err }
 
 func (sw *sseWriter) write(b []byte) error {
-	_ = sw.rc.SetWriteDeadline(time.Now().Add(sw.timeout))
-	if _, err := sw.w.Write(b); err != nil {
+	if _, err := sw.Write(b); err != nil {
 		return &streamWriteError{err}
 	}
 	if err := sw.rc.Flush(); err != nil {
