@@ -115,7 +115,7 @@ func (ix *Index) streamBody(br *bodyReader, seq uint64, env *theeye.Envelope, q 
 	}
 	// The policy does not matter: only the fields the keys are made of
 	// are read, and an event whose fields do not parse has no keys.
-	ev, _ := theeye.ParseEvent(env.Raw, env.ReceivedTime(), theeye.DefaultPolicy())
+	ev, _ := theeye.ParseValidEvent(env.Raw, env.ReceivedTime(), theeye.DefaultPolicy())
 	if ev.SessionID == "" || ev.Category == "" || ev.Name == "" || ev.Timestamp.IsZero() {
 		return nil, false, nil
 	}
