@@ -198,34 +198,29 @@ func (ix *Index) eraseValid(b *pebble.Batch, session string, atSeq uint64, e *Er
 			return n, fmt.Errorf("value of seq %d: %w", seq, err)
 		}
 		var ev struct {
-			ID        string `json:"id"`
-			Category  string `json:"category"`
-			Name      string `json:"name"`
-			Timestamp string `json:"timestamp"`
+			ID       string `json:"id"`
+			Category string `json:"category"`
+			Name     string `json:"name"`
 		}
 		if err := json.Unmarshal(body, &ev); err != nil {
 			return n, fmt.Errorf("body of seq %d: %w", seq, err)
 		}
-		ts, err := theeye.ParseTimestamp(ev.Timestamp)
-		if err != nil {
-			return n, fmt.Errorf("timestamp of seq %d: %w", seq, err)
+		ns, _, _ := decodeTimestamp(k[len(k)-tsSeqLen:]) // the timestamp the keys were made with
+		if err := ix.state.deleteValidKeys(b, session, ev.Category, ev.Name, ns, seq, r.add); err != nil {
+			return n, err
 		}
-		ns := ts.UnixNano()
-		keys := [][]byte{bytes.Clone(k), appendCategoryKey(nil, ev.Category, ns, seq),
-			appendNameKey(nil, ev.Category, ev.Name, ns, seq), appendTimeKey(nil, ns, seq)}
 		if ev.ID != "" {
 			dk := appendDedupeKey(nil, string(app), ev.ID)
-			if ok, err := ix.dedupeNames(dk, seq); err != nil {
+			ok, err := ix.dedupeNames(dk, seq)
+			if err != nil {
 				return n, err
-			} else if ok {
-				keys = append(keys, dk)
 			}
-		}
-		for _, dk := range keys {
-			if err := b.Delete(dk, nil); err != nil {
-				return n, fmt.Errorf("batch delete: %w", err)
+			if ok {
+				if err := b.Delete(dk, nil); err != nil {
+					return n, fmt.Errorf("batch delete: %w", err)
+				}
+				r.add(dk)
 			}
-			r.add(dk)
 		}
 		ix.state.rollup.add(ns, ev.Category, ev.Name, -1)
 		e.Seqs = append(e.Seqs, seq)
@@ -248,7 +243,7 @@ func (ix *Index) eraseFailed(b *pebble.Batch, session string, atSeq uint64, e *E
 	n := 0
 	for ok := it.First(); ok && n < max; ok = it.Next() {
 		k := it.Key()
-		seq := binary.BigEndian.Uint64(k[len(k)-8:])
+		seq := seqOfKey(k)
 		if seq > atSeq {
 			continue
 		}
