@@ -120,8 +120,9 @@ func (ix *Index) EraseSessionKeys(id uint64, session string, atSeq uint64) (done
 	defer b.Close()
 	ix.state.rollup.reset() // eraseValid takes the erased events from the counts
 	r := newRanges(e.Ranges)
-	var events, errs uint64
-	n, err := ix.eraseValid(b, session, atSeq, &e, r, &events)
+	var errs uint64
+	n, err := ix.eraseValid(b, session, atSeq, &e, r)
+	events := uint64(n)
 	if err == nil && n < eraseChunk {
 		var m int
 		m, err = ix.eraseFailed(b, session, atSeq, &e, r, eraseChunk-n, &errs)
@@ -174,28 +175,13 @@ var ErrNotIndexed = errors.New("not indexed yet")
 
 // eraseValid deletes the keys of up to eraseChunk valid events of session
 // with seq <= atSeq: the session copy, the category copy, the n and t
-// pointers, the dedupe key. The bodies say where the other keys are.
-func (ix *Index) eraseValid(b *pebble.Batch, session string, atSeq uint64, e *Erasure, r *keyRanges, count *uint64) (int, error) {
-	prefix := appendSessionPrefix(nil, session)
-	it, err := ix.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixSuccessor(prefix)})
-	if err != nil {
-		return 0, fmt.Errorf("new iterator: %w", err)
-	}
-	defer it.Close()
-	n := 0
-	for ok := it.First(); ok && n < eraseChunk; ok = it.Next() {
-		k := it.Key()
-		seq := seqOfKey(k)
-		if seq > atSeq {
-			continue
-		}
-		v, err := it.ValueAndErr()
-		if err != nil {
-			return n, fmt.Errorf("read seq %d: %w", seq, err)
-		}
+// pointers, the dedupe key. The bodies say where the other keys are. It
+// returns how many it erased.
+func (ix *Index) eraseValid(b *pebble.Batch, session string, atSeq uint64, e *Erasure, r *keyRanges) (int, error) {
+	return ix.eachUpTo(appendSessionPrefix(nil, session), atSeq, eraseChunk, func(k, v []byte, seq uint64) error {
 		app, body, err := decodeAppValue(v)
 		if err != nil {
-			return n, fmt.Errorf("value of seq %d: %w", seq, err)
+			return fmt.Errorf("value of seq %d: %w", seq, err)
 		}
 		var ev struct {
 			ID       string `json:"id"`
@@ -203,53 +189,38 @@ func (ix *Index) eraseValid(b *pebble.Batch, session string, atSeq uint64, e *Er
 			Name     string `json:"name"`
 		}
 		if err := json.Unmarshal(body, &ev); err != nil {
-			return n, fmt.Errorf("body of seq %d: %w", seq, err)
+			return fmt.Errorf("body of seq %d: %w", seq, err)
 		}
 		ns, _, _ := decodeTimestamp(k[len(k)-tsSeqLen:]) // the timestamp the keys were made with
 		if err := ix.state.deleteValidKeys(b, session, ev.Category, ev.Name, ns, seq, r.add); err != nil {
-			return n, err
+			return err
 		}
 		if ev.ID != "" {
 			dk := appendDedupeKey(nil, string(app), ev.ID)
 			ok, err := ix.dedupeNames(dk, seq)
 			if err != nil {
-				return n, err
+				return err
 			}
 			if ok {
 				if err := b.Delete(dk, nil); err != nil {
-					return n, fmt.Errorf("batch delete: %w", err)
+					return fmt.Errorf("batch delete: %w", err)
 				}
 				r.add(dk)
 			}
 		}
 		ix.state.rollup.add(ns, ev.Category, ev.Name, -1)
 		e.Seqs = append(e.Seqs, seq)
-		*count++
-		n++
-	}
-	return n, it.Error()
+		return nil
+	})
 }
 
 // eraseFailed deletes the error records of up to max failed events of
 // session with seq <= atSeq, found through f/<session>/, with their f keys
 // and dedupe keys.
 func (ix *Index) eraseFailed(b *pebble.Batch, session string, atSeq uint64, e *Erasure, r *keyRanges, max int, count *uint64) (int, error) {
-	prefix := appendFailedPrefix(nil, session)
-	it, err := ix.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixSuccessor(prefix)})
-	if err != nil {
-		return 0, fmt.Errorf("new iterator: %w", err)
-	}
-	defer it.Close()
-	n := 0
-	for ok := it.First(); ok && n < max; ok = it.Next() {
-		k := it.Key()
-		seq := seqOfKey(k)
-		if seq > atSeq {
-			continue
-		}
-		v, err := it.ValueAndErr()
-		if err != nil || len(v) != 8 {
-			return n, fmt.Errorf("failed event %d of the session: %w", seq, errors.Join(err, errBadValue))
+	return ix.eachUpTo(appendFailedPrefix(nil, session), atSeq, max, func(k, v []byte, seq uint64) error {
+		if len(v) != 8 {
+			return fmt.Errorf("failed event %d of the session: %w", seq, errBadValue)
 		}
 		xk := appendErrorKey(nil, int64(binary.BigEndian.Uint64(v)), seq)
 		keys := [][]byte{bytes.Clone(k), xk}
@@ -271,11 +242,38 @@ func (ix *Index) eraseFailed(b *pebble.Batch, session string, atSeq uint64, e *E
 		}
 		for _, dk := range keys {
 			if err := b.Delete(dk, nil); err != nil {
-				return n, fmt.Errorf("batch delete: %w", err)
+				return fmt.Errorf("batch delete: %w", err)
 			}
 			r.add(dk)
 		}
 		e.Seqs = append(e.Seqs, seq)
+		return nil
+	})
+}
+
+// eachUpTo calls fn in key order with each key under prefix whose seq
+// (its last 8 bytes) is at most atSeq, and its value, for up to max of
+// them, and returns how many it passed to fn.
+func (ix *Index) eachUpTo(prefix []byte, atSeq uint64, max int, fn func(k, v []byte, seq uint64) error) (int, error) {
+	it, err := ix.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixSuccessor(prefix)})
+	if err != nil {
+		return 0, fmt.Errorf("new iterator: %w", err)
+	}
+	defer it.Close()
+	n := 0
+	for ok := it.First(); ok && n < max; ok = it.Next() {
+		k := it.Key()
+		seq := seqOfKey(k)
+		if seq > atSeq {
+			continue
+		}
+		v, err := it.ValueAndErr()
+		if err != nil {
+			return n, fmt.Errorf("read seq %d: %w", seq, err)
+		}
+		if err := fn(k, v, seq); err != nil {
+			return n, err
+		}
 		n++
 	}
 	return n, it.Error()
