@@ -57,10 +57,7 @@ func (ix *Index) purgeBatch() (n int, advanced bool, err error) {
 	}
 	count := min(upTo-from, purgeChunk)
 	w := &ix.state
-	if w.batch == nil {
-		w.batch = ix.db.NewBatch(pebble.WithMaxRetainedSizeBytes(maxRetainedBatch))
-	}
-	b := w.batch
+	b := w.roundBatch(ix.db)
 	defer b.Reset()
 	w.rollup.reset() // deleteEventKeys takes the expired events from the counts
 	var events, errs uint64

@@ -66,10 +66,7 @@ func (ix *Index) revalidateChunk(rev *theeye.Revalidation) (n int, advanced bool
 	}
 
 	w := &ix.state
-	if w.batch == nil {
-		w.batch = ix.db.NewBatch(pebble.WithMaxRetainedSizeBytes(maxRetainedBatch))
-	}
-	b := w.batch
+	b := w.roundBatch(ix.db)
 	defer b.Reset()
 	w.staged.reset() // writeEvent and writeError stage; applied before commit
 	w.delta = batchDelta{}
