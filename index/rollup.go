@@ -139,8 +139,9 @@ func (d *rollupDelta) add(ns int64, category, name string, n int64) {
 		d.n[i] += n
 		return
 	}
-	d.idx[string(d.key)] = len(d.keys)
-	d.keys = append(d.keys, string(d.key))
+	k := string(d.key) // one copy, for the map and the list
+	d.idx[k] = len(d.keys)
+	d.keys = append(d.keys, k)
 	d.n = append(d.n, n)
 }
 
