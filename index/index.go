@@ -256,7 +256,12 @@ func (ix *Index) loadMeta() error {
 }
 
 func (ix *Index) getMeta(name string) (v uint64, found bool, err error) {
-	val, closer, err := ix.db.Get(appendMetaKey(nil, name))
+	return readMeta(ix.db, name)
+}
+
+// readMeta reads meta key m/<name> from r (the database or a snapshot).
+func readMeta(r pebble.Reader, name string) (v uint64, found bool, err error) {
+	val, closer, err := r.Get(appendMetaKey(nil, name))
 	if errors.Is(err, pebble.ErrNotFound) {
 		return 0, false, nil
 	}

@@ -286,16 +286,8 @@ func (ix *Index) EventStats(ctx context.Context, q StatsQuery) (EventStats, erro
 	}
 	snap := ix.db.NewSnapshot()
 	defer snap.Close()
-	v, closer, err := snap.Get(appendMetaKey(nil, metaCursor))
-	switch {
-	case errors.Is(err, pebble.ErrNotFound):
-	case err != nil:
-		return EventStats{}, fmt.Errorf("stats: read cursor: %w", err)
-	default:
-		if len(v) == 8 {
-			out.IndexedSeq = binary.BigEndian.Uint64(v)
-		}
-		closer.Close()
+	if out.IndexedSeq, _, err = readMeta(snap, metaCursor); err != nil {
+		return EventStats{}, fmt.Errorf("stats: %w", err)
 	}
 	it, err := snap.NewIter(&pebble.IterOptions{
 		LowerBound: appendRollupBucket(nil, iv.code, lo),
