@@ -67,13 +67,10 @@ func (ix *Index) erasure(id uint64) (Erasure, error) {
 // SetErasureStage records that deletion id reached stage (theeye.EraseDone sets
 // its DoneAt to now).
 func (ix *Index) SetErasureStage(id uint64, stage int) error {
-	ix.writeMu.Lock()
-	defer ix.writeMu.Unlock()
-	ix.mu.RLock()
-	defer ix.mu.RUnlock()
-	if ix.closed {
-		return ErrClosed
+	if err := ix.lockWriter(); err != nil {
+		return err
 	}
+	defer ix.unlockWriter()
 	e, err := ix.erasure(id)
 	if err != nil {
 		return err
@@ -99,13 +96,10 @@ func (ix *Index) SetErasureStage(id uint64, stage int) error {
 // index must have indexed atSeq (it refuses otherwise): what it has not
 // indexed it cannot find.
 func (ix *Index) EraseSessionKeys(id uint64, session string, atSeq uint64) (done bool, err error) {
-	ix.writeMu.Lock()
-	defer ix.writeMu.Unlock()
-	ix.mu.RLock()
-	defer ix.mu.RUnlock()
-	if ix.closed {
-		return false, ErrClosed
+	if err := ix.lockWriter(); err != nil {
+		return false, err
 	}
+	defer ix.unlockWriter()
 	if ix.cursor < atSeq {
 		return false, fmt.Errorf("erasure %d: the index is at seq %d, the deletion at %d: %w", id, ix.cursor, atSeq, ErrNotIndexed)
 	}

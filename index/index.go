@@ -275,6 +275,25 @@ func readMeta(r pebble.Reader, name string) (v uint64, found bool, err error) {
 	return binary.BigEndian.Uint64(val), true, nil
 }
 
+// lockWriter takes what a write to the index holds (an indexer round, an
+// erasure step): writeMu, then mu for reading, in that order. It returns
+// ErrClosed, holding nothing, when the index is closed.
+func (ix *Index) lockWriter() error {
+	ix.writeMu.Lock()
+	ix.mu.RLock()
+	if ix.closed {
+		ix.unlockWriter()
+		return ErrClosed
+	}
+	return nil
+}
+
+// unlockWriter releases what lockWriter took.
+func (ix *Index) unlockWriter() {
+	ix.mu.RUnlock()
+	ix.writeMu.Unlock()
+}
+
 // Close waits for the batch in hand and the query chunks being read, then
 // closes Pebble. Run returns ErrClosed if it is still running, and so does
 // every later call.

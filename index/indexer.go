@@ -163,13 +163,10 @@ func (ix *Index) indexAvailable(ctx context.Context) (int, error) {
 // (invariant 5). It reports how many events it read and whether the cursor
 // moved.
 func (ix *Index) indexBatch() (n int, advanced bool, err error) {
-	ix.writeMu.Lock()
-	defer ix.writeMu.Unlock()
-	ix.mu.RLock()
-	defer ix.mu.RUnlock()
-	if ix.closed {
-		return 0, false, ErrClosed
+	if err := ix.lockWriter(); err != nil {
+		return 0, false, err
 	}
+	defer ix.unlockWriter()
 
 	src := ix.cfg.Source
 	if first := src.FirstSeq(); ix.cursor+1 < first {
