@@ -154,11 +154,7 @@ func (d *rollupDelta) sum() []rollupEntry {
 		if d.n[i] == 0 {
 			continue
 		}
-		var u uint64 // the minute's start, as appendTimestamp wrote it
-		for j := range 8 {
-			u = u<<8 | uint64(k[j])
-		}
-		minute := int64(u ^ (1 << 63))
+		minute, _, _ := decodeTimestamp([]byte(k[:8])) // the minute's start, as add wrote it
 		for _, iv := range rollupIntervals {
 			k0 := len(d.arena)
 			d.arena = appendRollupBucket(d.arena, iv.code, floorDiv(minute, iv.secs)*iv.secs)
