@@ -22,8 +22,8 @@ import (
 // of the session's events logged at or before the deletion (their bodies
 // and pointers, their error records, their dedupe keys) and records their
 // seqs, which the eraser then tombstones in log/; CompactErased then
-// rewrites the sstables that held those keys and turns the WAL over, so no
-// file of the index keeps their bytes.
+// rewrites the sstables that held those keys, so no file of the index keeps
+// their bytes (the index writes no WAL: pebbleOptions).
 
 // eraseChunk bounds the events one EraseSessionKeys call deletes.
 const eraseChunk = 1024
@@ -302,9 +302,9 @@ func (ix *Index) ErasureDoneAt(id uint64) (time.Time, error) {
 }
 
 // CompactErased rewrites the sstables that held deletion id's keys down to
-// the bottom level (so the deleted values and their tombstones are gone
-// from every file), then turns the WAL over until no WAL file that held
-// them is left (WAL files are not reused: see NoReuseFS in log/).
+// the bottom level, so the deleted values and their tombstones are gone
+// from every file. There is no WAL to turn over: the index has none
+// (pebbleOptions), and EraseSessionKeys flushed the last chunk.
 func (ix *Index) CompactErased(ctx context.Context, id uint64) error {
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
@@ -320,28 +320,8 @@ func (ix *Index) CompactErased(ctx context.Context, id uint64) error {
 			return fmt.Errorf("compact erased keys: %w", err)
 		}
 	}
-	return turnWALOver(ix.db, appendMetaKey(nil, "wal_turnover"))
-}
-
-// turnWALOver writes a key and flushes, walTurnovers times, so that every
-// WAL file that existed before has been retired: a flush starts a new WAL
-// and Pebble keeps at most MemTableStopWritesThreshold+1 retired ones for
-// reuse, oldest first.
-func turnWALOver(db *pebble.DB, key []byte) error {
-	for i := range walTurnovers {
-		if err := db.Set(key, appendUint64(nil, uint64(i)), pebble.NoSync); err != nil {
-			return fmt.Errorf("turn the WAL over: %w", err)
-		}
-		if err := db.Flush(); err != nil {
-			return fmt.Errorf("turn the WAL over: %w", err)
-		}
-	}
 	return nil
 }
-
-// walTurnovers is one more than the WAL files Pebble keeps for reuse
-// (MemTableStopWritesThreshold+1, 3 here), plus the current one.
-const walTurnovers = 5
 
 // keyRanges keeps, per keyspace byte, the smallest and largest key seen.
 type keyRanges struct{ m map[byte][2][]byte }
