@@ -123,7 +123,8 @@ func (ix *Index) deleteEventKeys(b *pebble.Batch, seq uint64, env *theeye.Envelo
 			return false, false, fmt.Errorf("batch delete: %w", err)
 		}
 		if ev.SessionID != "" {
-			if err := b.Delete(appendFailedKey(nil, ev.SessionID, seq), nil); err != nil {
+			w.key = appendFailedKey(w.key[:0], ev.SessionID, seq)
+			if err := b.Delete(w.key, nil); err != nil {
 				return false, false, fmt.Errorf("batch delete: %w", err)
 			}
 		}
