@@ -110,8 +110,8 @@
 // of its failed events find every other key: c, n, t, x, d), which records
 // the erased seqs in z/<id> in the same batch as each chunk's deletions;
 // then CompactErased rewrites the sstables over the deleted key ranges to
-// the bottom level and turns the WAL over (files are never reused), so no
-// file of the index holds the erased bytes. A restart resumes from z/<id>.
+// the bottom level, so no file of the index holds the erased bytes (it
+// writes no WAL). A restart resumes from z/<id>.
 //
 // # Queries
 //

@@ -22,8 +22,8 @@ import (
 // of the session's events logged at or before the deletion (their bodies
 // and pointers, their error records, their dedupe keys) and records their
 // seqs, which the eraser then tombstones in log/; CompactErased then
-// rewrites the sstables that held those keys and turns the WAL over, so no
-// file of the index keeps their bytes.
+// rewrites the sstables that held those keys, so no file of the index keeps
+// their bytes (the index writes no WAL: pebbleOptions).
 
 // eraseChunk bounds the events one EraseSessionKeys call deletes.
 const eraseChunk = 1024
@@ -67,13 +67,10 @@ func (ix *Index) erasure(id uint64) (Erasure, error) {
 // SetErasureStage records that deletion id reached stage (theeye.EraseDone sets
 // its DoneAt to now).
 func (ix *Index) SetErasureStage(id uint64, stage int) error {
-	ix.writeMu.Lock()
-	defer ix.writeMu.Unlock()
-	ix.mu.RLock()
-	defer ix.mu.RUnlock()
-	if ix.closed {
-		return ErrClosed
+	if err := ix.lockWriter(); err != nil {
+		return err
 	}
+	defer ix.unlockWriter()
 	e, err := ix.erasure(id)
 	if err != nil {
 		return err
@@ -99,13 +96,10 @@ func (ix *Index) SetErasureStage(id uint64, stage int) error {
 // index must have indexed atSeq (it refuses otherwise): what it has not
 // indexed it cannot find.
 func (ix *Index) EraseSessionKeys(id uint64, session string, atSeq uint64) (done bool, err error) {
-	ix.writeMu.Lock()
-	defer ix.writeMu.Unlock()
-	ix.mu.RLock()
-	defer ix.mu.RUnlock()
-	if ix.closed {
-		return false, ErrClosed
+	if err := ix.lockWriter(); err != nil {
+		return false, err
 	}
+	defer ix.unlockWriter()
 	if ix.cursor < atSeq {
 		return false, fmt.Errorf("erasure %d: the index is at seq %d, the deletion at %d: %w", id, ix.cursor, atSeq, ErrNotIndexed)
 	}
@@ -120,8 +114,9 @@ func (ix *Index) EraseSessionKeys(id uint64, session string, atSeq uint64) (done
 	defer b.Close()
 	ix.state.rollup.reset() // eraseValid takes the erased events from the counts
 	r := newRanges(e.Ranges)
-	var events, errs uint64
-	n, err := ix.eraseValid(b, session, atSeq, &e, r, &events)
+	var errs uint64
+	n, err := ix.eraseValid(b, session, atSeq, &e, r)
+	events := uint64(n)
 	if err == nil && n < eraseChunk {
 		var m int
 		m, err = ix.eraseFailed(b, session, atSeq, &e, r, eraseChunk-n, &errs)
@@ -174,87 +169,52 @@ var ErrNotIndexed = errors.New("not indexed yet")
 
 // eraseValid deletes the keys of up to eraseChunk valid events of session
 // with seq <= atSeq: the session copy, the category copy, the n and t
-// pointers, the dedupe key. The bodies say where the other keys are.
-func (ix *Index) eraseValid(b *pebble.Batch, session string, atSeq uint64, e *Erasure, r *keyRanges, count *uint64) (int, error) {
-	prefix := appendSessionPrefix(nil, session)
-	it, err := ix.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixSuccessor(prefix)})
-	if err != nil {
-		return 0, fmt.Errorf("new iterator: %w", err)
-	}
-	defer it.Close()
-	n := 0
-	for ok := it.First(); ok && n < eraseChunk; ok = it.Next() {
-		k := it.Key()
-		seq := seqOfKey(k)
-		if seq > atSeq {
-			continue
-		}
-		v, err := it.ValueAndErr()
-		if err != nil {
-			return n, fmt.Errorf("read seq %d: %w", seq, err)
-		}
+// pointers, the dedupe key. The bodies say where the other keys are. It
+// returns how many it erased.
+func (ix *Index) eraseValid(b *pebble.Batch, session string, atSeq uint64, e *Erasure, r *keyRanges) (int, error) {
+	return ix.eachUpTo(appendSessionPrefix(nil, session), atSeq, eraseChunk, func(k, v []byte, seq uint64) error {
 		app, body, err := decodeAppValue(v)
 		if err != nil {
-			return n, fmt.Errorf("value of seq %d: %w", seq, err)
+			return fmt.Errorf("value of seq %d: %w", seq, err)
 		}
 		var ev struct {
-			ID        string `json:"id"`
-			Category  string `json:"category"`
-			Name      string `json:"name"`
-			Timestamp string `json:"timestamp"`
+			ID       string `json:"id"`
+			Category string `json:"category"`
+			Name     string `json:"name"`
 		}
 		if err := json.Unmarshal(body, &ev); err != nil {
-			return n, fmt.Errorf("body of seq %d: %w", seq, err)
+			return fmt.Errorf("body of seq %d: %w", seq, err)
 		}
-		ts, err := theeye.ParseTimestamp(ev.Timestamp)
-		if err != nil {
-			return n, fmt.Errorf("timestamp of seq %d: %w", seq, err)
+		ns, _, _ := decodeTimestamp(k[len(k)-tsSeqLen:]) // the timestamp the keys were made with
+		if err := ix.state.deleteValidKeys(b, session, ev.Category, ev.Name, ns, seq, r.add); err != nil {
+			return err
 		}
-		ns := ts.UnixNano()
-		keys := [][]byte{bytes.Clone(k), appendCategoryKey(nil, ev.Category, ns, seq),
-			appendNameKey(nil, ev.Category, ev.Name, ns, seq), appendTimeKey(nil, ns, seq)}
 		if ev.ID != "" {
 			dk := appendDedupeKey(nil, string(app), ev.ID)
-			if ok, err := ix.dedupeNames(dk, seq); err != nil {
-				return n, err
-			} else if ok {
-				keys = append(keys, dk)
+			ok, err := ix.dedupeNames(dk, seq)
+			if err != nil {
+				return err
 			}
-		}
-		for _, dk := range keys {
-			if err := b.Delete(dk, nil); err != nil {
-				return n, fmt.Errorf("batch delete: %w", err)
+			if ok {
+				if err := b.Delete(dk, nil); err != nil {
+					return fmt.Errorf("batch delete: %w", err)
+				}
+				r.add(dk)
 			}
-			r.add(dk)
 		}
 		ix.state.rollup.add(ns, ev.Category, ev.Name, -1)
 		e.Seqs = append(e.Seqs, seq)
-		*count++
-		n++
-	}
-	return n, it.Error()
+		return nil
+	})
 }
 
 // eraseFailed deletes the error records of up to max failed events of
 // session with seq <= atSeq, found through f/<session>/, with their f keys
 // and dedupe keys.
 func (ix *Index) eraseFailed(b *pebble.Batch, session string, atSeq uint64, e *Erasure, r *keyRanges, max int, count *uint64) (int, error) {
-	prefix := appendFailedPrefix(nil, session)
-	it, err := ix.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixSuccessor(prefix)})
-	if err != nil {
-		return 0, fmt.Errorf("new iterator: %w", err)
-	}
-	defer it.Close()
-	n := 0
-	for ok := it.First(); ok && n < max; ok = it.Next() {
-		k := it.Key()
-		seq := binary.BigEndian.Uint64(k[len(k)-8:])
-		if seq > atSeq {
-			continue
-		}
-		v, err := it.ValueAndErr()
-		if err != nil || len(v) != 8 {
-			return n, fmt.Errorf("failed event %d of the session: %w", seq, errors.Join(err, errBadValue))
+	return ix.eachUpTo(appendFailedPrefix(nil, session), atSeq, max, func(k, v []byte, seq uint64) error {
+		if len(v) != 8 {
+			return fmt.Errorf("failed event %d of the session: %w", seq, errBadValue)
 		}
 		xk := appendErrorKey(nil, int64(binary.BigEndian.Uint64(v)), seq)
 		keys := [][]byte{bytes.Clone(k), xk}
@@ -276,11 +236,38 @@ func (ix *Index) eraseFailed(b *pebble.Batch, session string, atSeq uint64, e *E
 		}
 		for _, dk := range keys {
 			if err := b.Delete(dk, nil); err != nil {
-				return n, fmt.Errorf("batch delete: %w", err)
+				return fmt.Errorf("batch delete: %w", err)
 			}
 			r.add(dk)
 		}
 		e.Seqs = append(e.Seqs, seq)
+		return nil
+	})
+}
+
+// eachUpTo calls fn in key order with each key under prefix whose seq
+// (its last 8 bytes) is at most atSeq, and its value, for up to max of
+// them, and returns how many it passed to fn.
+func (ix *Index) eachUpTo(prefix []byte, atSeq uint64, max int, fn func(k, v []byte, seq uint64) error) (int, error) {
+	it, err := ix.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixSuccessor(prefix)})
+	if err != nil {
+		return 0, fmt.Errorf("new iterator: %w", err)
+	}
+	defer it.Close()
+	n := 0
+	for ok := it.First(); ok && n < max; ok = it.Next() {
+		k := it.Key()
+		seq := seqOfKey(k)
+		if seq > atSeq {
+			continue
+		}
+		v, err := it.ValueAndErr()
+		if err != nil {
+			return n, fmt.Errorf("read seq %d: %w", seq, err)
+		}
+		if err := fn(k, v, seq); err != nil {
+			return n, err
+		}
 		n++
 	}
 	return n, it.Error()
@@ -315,9 +302,9 @@ func (ix *Index) ErasureDoneAt(id uint64) (time.Time, error) {
 }
 
 // CompactErased rewrites the sstables that held deletion id's keys down to
-// the bottom level (so the deleted values and their tombstones are gone
-// from every file), then turns the WAL over until no WAL file that held
-// them is left (WAL files are not reused: see NoReuseFS in log/).
+// the bottom level, so the deleted values and their tombstones are gone
+// from every file. There is no WAL to turn over: the index has none
+// (pebbleOptions), and EraseSessionKeys flushed the last chunk.
 func (ix *Index) CompactErased(ctx context.Context, id uint64) error {
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
@@ -333,28 +320,8 @@ func (ix *Index) CompactErased(ctx context.Context, id uint64) error {
 			return fmt.Errorf("compact erased keys: %w", err)
 		}
 	}
-	return turnWALOver(ix.db, appendMetaKey(nil, "wal_turnover"))
-}
-
-// turnWALOver writes a key and flushes, walTurnovers times, so that every
-// WAL file that existed before has been retired: a flush starts a new WAL
-// and Pebble keeps at most MemTableStopWritesThreshold+1 retired ones for
-// reuse, oldest first.
-func turnWALOver(db *pebble.DB, key []byte) error {
-	for i := range walTurnovers {
-		if err := db.Set(key, appendUint64(nil, uint64(i)), pebble.NoSync); err != nil {
-			return fmt.Errorf("turn the WAL over: %w", err)
-		}
-		if err := db.Flush(); err != nil {
-			return fmt.Errorf("turn the WAL over: %w", err)
-		}
-	}
 	return nil
 }
-
-// walTurnovers is one more than the WAL files Pebble keeps for reuse
-// (MemTableStopWritesThreshold+1, 3 here), plus the current one.
-const walTurnovers = 5
 
 // keyRanges keeps, per keyspace byte, the smallest and largest key seen.
 type keyRanges struct{ m map[byte][2][]byte }

@@ -256,7 +256,12 @@ func (ix *Index) loadMeta() error {
 }
 
 func (ix *Index) getMeta(name string) (v uint64, found bool, err error) {
-	val, closer, err := ix.db.Get(appendMetaKey(nil, name))
+	return readMeta(ix.db, name)
+}
+
+// readMeta reads meta key m/<name> from r (the database or a snapshot).
+func readMeta(r pebble.Reader, name string) (v uint64, found bool, err error) {
+	val, closer, err := r.Get(appendMetaKey(nil, name))
 	if errors.Is(err, pebble.ErrNotFound) {
 		return 0, false, nil
 	}
@@ -268,6 +273,25 @@ func (ix *Index) getMeta(name string) (v uint64, found bool, err error) {
 		return 0, false, fmt.Errorf("read meta %s: %d bytes, want 8", name, len(val))
 	}
 	return binary.BigEndian.Uint64(val), true, nil
+}
+
+// lockWriter takes what a write to the index holds (an indexer round, an
+// erasure step): writeMu, then mu for reading, in that order. It returns
+// ErrClosed, holding nothing, when the index is closed.
+func (ix *Index) lockWriter() error {
+	ix.writeMu.Lock()
+	ix.mu.RLock()
+	if ix.closed {
+		ix.unlockWriter()
+		return ErrClosed
+	}
+	return nil
+}
+
+// unlockWriter releases what lockWriter took.
+func (ix *Index) unlockWriter() {
+	ix.mu.RUnlock()
+	ix.writeMu.Unlock()
 }
 
 // Close waits for the batch in hand and the query chunks being read, then

@@ -52,6 +52,16 @@ func (w *batchState) setMeta(b *pebble.Batch, ms ...metaValue) error {
 // (Pebble's default, 1 MiB, is less than a batch of 2048 events).
 const maxRetainedBatch = 16 << 20
 
+// roundBatch returns the Pebble batch an indexer round (new events, a
+// revalidation chunk, a purge) writes to, the same one every round; the
+// round Resets it when done.
+func (w *batchState) roundBatch(db *pebble.DB) *pebble.Batch {
+	if w.batch == nil {
+		w.batch = db.NewBatch(pebble.WithMaxRetainedSizeBytes(maxRetainedBatch))
+	}
+	return w.batch
+}
+
 // batchDelta is what one batch adds to the totals.
 type batchDelta struct {
 	events, errors, duplicates uint64
@@ -153,13 +163,10 @@ func (ix *Index) indexAvailable(ctx context.Context) (int, error) {
 // (invariant 5). It reports how many events it read and whether the cursor
 // moved.
 func (ix *Index) indexBatch() (n int, advanced bool, err error) {
-	ix.writeMu.Lock()
-	defer ix.writeMu.Unlock()
-	ix.mu.RLock()
-	defer ix.mu.RUnlock()
-	if ix.closed {
-		return 0, false, ErrClosed
+	if err := ix.lockWriter(); err != nil {
+		return 0, false, err
 	}
+	defer ix.unlockWriter()
 
 	src := ix.cfg.Source
 	if first := src.FirstSeq(); ix.cursor+1 < first {
@@ -209,10 +216,7 @@ func (ix *Index) indexEvents(from, last uint64) (n int, advanced bool, err error
 
 	start := time.Now()
 	w := &ix.state
-	if w.batch == nil {
-		w.batch = ix.db.NewBatch(pebble.WithMaxRetainedSizeBytes(maxRetainedBatch))
-	}
-	b := w.batch
+	b := w.roundBatch(ix.db)
 	defer b.Reset()
 	w.staged.reset()
 	clear(w.dedupe)

@@ -57,10 +57,7 @@ func (ix *Index) purgeBatch() (n int, advanced bool, err error) {
 	}
 	count := min(upTo-from, purgeChunk)
 	w := &ix.state
-	if w.batch == nil {
-		w.batch = ix.db.NewBatch(pebble.WithMaxRetainedSizeBytes(maxRetainedBatch))
-	}
-	b := w.batch
+	b := w.roundBatch(ix.db)
 	defer b.Reset()
 	w.rollup.reset() // deleteEventKeys takes the expired events from the counts
 	var events, errs uint64
@@ -126,7 +123,8 @@ func (ix *Index) deleteEventKeys(b *pebble.Batch, seq uint64, env *theeye.Envelo
 			return false, false, fmt.Errorf("batch delete: %w", err)
 		}
 		if ev.SessionID != "" {
-			if err := b.Delete(appendFailedKey(nil, ev.SessionID, seq), nil); err != nil {
+			w.key = appendFailedKey(w.key[:0], ev.SessionID, seq)
+			if err := b.Delete(w.key, nil); err != nil {
 				return false, false, fmt.Errorf("batch delete: %w", err)
 			}
 		}
@@ -138,35 +136,54 @@ func (ix *Index) deleteEventKeys(b *pebble.Batch, seq uint64, env *theeye.Envelo
 			return false, false, err
 		}
 		if valid {
-			for _, k := range [][]byte{
-				appendSessionKey(nil, ev.SessionID, ts, seq), appendCategoryKey(nil, ev.Category, ts, seq),
-				appendNameKey(nil, ev.Category, ev.Name, ts, seq), appendTimeKey(nil, ts, seq),
-			} {
-				if err := b.Delete(k, nil); err != nil {
-					return false, false, fmt.Errorf("batch delete: %w", err)
-				}
+			if err := w.deleteValidKeys(b, ev.SessionID, ev.Category, ev.Name, ts, seq, nil); err != nil {
+				return false, false, err
 			}
 			w.rollup.add(ts, ev.Category, ev.Name, -1)
 		}
 	}
 	if ev.ID != "" {
 		w.key = appendDedupeKey(w.key[:0], env.App, ev.ID)
-		v, closer, err := ix.db.Get(w.key)
-		switch {
-		case errors.Is(err, pebble.ErrNotFound):
-		case err != nil:
-			return false, false, fmt.Errorf("read dedupe key: %w", err)
-		default:
-			dseq, _, derr := decodeDedupeValue(v)
-			closer.Close()
-			if derr == nil && dseq == seq {
-				if err := b.Delete(w.key, nil); err != nil {
-					return false, false, fmt.Errorf("batch delete: %w", err)
-				}
+		owned, err := ix.dedupeNames(w.key, seq)
+		if err != nil {
+			return false, false, err
+		}
+		if owned {
+			if err := b.Delete(w.key, nil); err != nil {
+				return false, false, fmt.Errorf("batch delete: %w", err)
 			}
 		}
 	}
 	return valid, failed, nil
+}
+
+// deleteValidKeys adds to b the deletion of the keys of a valid event:
+// its session and category copies, its n and t pointers. Each is built in
+// w.key (b.Delete copies it) and, when deleted is not nil, passed to it.
+func (w *batchState) deleteValidKeys(b *pebble.Batch, session, category, name string, ts int64, seq uint64, deleted func([]byte)) error {
+	del := func(k []byte) error {
+		if err := b.Delete(k, nil); err != nil {
+			return fmt.Errorf("batch delete: %w", err)
+		}
+		if deleted != nil {
+			deleted(k)
+		}
+		return nil
+	}
+	w.key = appendSessionKey(w.key[:0], session, ts, seq)
+	if err := del(w.key); err != nil {
+		return err
+	}
+	w.key = appendCategoryKey(w.key[:0], category, ts, seq)
+	if err := del(w.key); err != nil {
+		return err
+	}
+	w.key = appendNameKey(w.key[:0], category, name, ts, seq)
+	if err := del(w.key); err != nil {
+		return err
+	}
+	w.key = appendTimeKey(w.key[:0], ts, seq)
+	return del(w.key)
 }
 
 // has reports whether key k is in the index.

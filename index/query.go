@@ -398,25 +398,35 @@ type bodyReader struct {
 // get returns the body of the event that pointer key ptr names under
 // category, valid until the next get or close.
 func (r *bodyReader) get(db *pebble.DB, category, ptr []byte) ([]byte, error) {
-	if err := r.open(db); err != nil {
-		return nil, err
-	}
 	r.key = appendBodyKey(r.key[:0], category, ptr)
+	body, ok, err := r.read(db, seqOfKey(ptr))
+	if err == nil && !ok {
+		err = fmt.Errorf("event %d: index pointer without body", seqOfKey(ptr))
+	}
+	return body, err
+}
+
+// read returns the body stored under the c key in r.key, of the event at
+// seq, and whether there is one; valid until the next read or close.
+func (r *bodyReader) read(db *pebble.DB, seq uint64) ([]byte, bool, error) {
+	if err := r.open(db); err != nil {
+		return nil, false, err
+	}
 	if !r.it.SeekPrefixGE(r.key) || !bytes.Equal(r.it.Key(), r.key) {
 		if err := r.it.Error(); err != nil {
-			return nil, fmt.Errorf("read event %d: %w", seqOfKey(ptr), err)
+			return nil, false, fmt.Errorf("read event %d: %w", seq, err)
 		}
-		return nil, fmt.Errorf("event %d: index pointer without body", seqOfKey(ptr))
+		return nil, false, nil
 	}
 	v, err := r.it.ValueAndErr()
 	if err != nil {
-		return nil, fmt.Errorf("read event %d: %w", seqOfKey(ptr), err)
+		return nil, false, fmt.Errorf("read event %d: %w", seq, err)
 	}
 	_, body, err := decodeAppValue(v)
 	if err != nil {
-		return nil, fmt.Errorf("body of seq %d: %w", seqOfKey(ptr), err)
+		return nil, false, fmt.Errorf("body of seq %d: %w", seq, err)
 	}
-	return body, nil
+	return body, true, nil
 }
 
 // open opens the iterator over the category keyspace, if none is open.

@@ -66,10 +66,7 @@ func (ix *Index) revalidateChunk(rev *theeye.Revalidation) (n int, advanced bool
 	}
 
 	w := &ix.state
-	if w.batch == nil {
-		w.batch = ix.db.NewBatch(pebble.WithMaxRetainedSizeBytes(maxRetainedBatch))
-	}
-	b := w.batch
+	b := w.roundBatch(ix.db)
 	defer b.Reset()
 	w.staged.reset() // writeEvent and writeError stage; applied before commit
 	w.delta = batchDelta{}
@@ -99,7 +96,8 @@ func (ix *Index) revalidateChunk(rev *theeye.Revalidation) (n int, advanced bool
 			if err := b.Delete(t.key, nil); err != nil {
 				return fmt.Errorf("batch delete error record: %w", err)
 			}
-			if err := b.Delete(appendFailedKey(nil, ev.SessionID, seq), nil); err != nil {
+			w.key = appendFailedKey(w.key[:0], ev.SessionID, seq)
+			if err := b.Delete(w.key, nil); err != nil {
 				return fmt.Errorf("batch delete: %w", err)
 			}
 			return ix.writeEvent(seq, env, &ev)

@@ -139,8 +139,9 @@ func (d *rollupDelta) add(ns int64, category, name string, n int64) {
 		d.n[i] += n
 		return
 	}
-	d.idx[string(d.key)] = len(d.keys)
-	d.keys = append(d.keys, string(d.key))
+	k := string(d.key) // one copy, for the map and the list
+	d.idx[k] = len(d.keys)
+	d.keys = append(d.keys, k)
 	d.n = append(d.n, n)
 }
 
@@ -153,11 +154,7 @@ func (d *rollupDelta) sum() []rollupEntry {
 		if d.n[i] == 0 {
 			continue
 		}
-		var u uint64 // the minute's start, as appendTimestamp wrote it
-		for j := range 8 {
-			u = u<<8 | uint64(k[j])
-		}
-		minute := int64(u ^ (1 << 63))
+		minute, _, _ := decodeTimestamp([]byte(k[:8])) // the minute's start, as add wrote it
 		for _, iv := range rollupIntervals {
 			k0 := len(d.arena)
 			d.arena = appendRollupBucket(d.arena, iv.code, floorDiv(minute, iv.secs)*iv.secs)
@@ -285,16 +282,8 @@ func (ix *Index) EventStats(ctx context.Context, q StatsQuery) (EventStats, erro
 	}
 	snap := ix.db.NewSnapshot()
 	defer snap.Close()
-	v, closer, err := snap.Get(appendMetaKey(nil, metaCursor))
-	switch {
-	case errors.Is(err, pebble.ErrNotFound):
-	case err != nil:
-		return EventStats{}, fmt.Errorf("stats: read cursor: %w", err)
-	default:
-		if len(v) == 8 {
-			out.IndexedSeq = binary.BigEndian.Uint64(v)
-		}
-		closer.Close()
+	if out.IndexedSeq, _, err = readMeta(snap, metaCursor); err != nil {
+		return EventStats{}, fmt.Errorf("stats: %w", err)
 	}
 	it, err := snap.NewIter(&pebble.IterOptions{
 		LowerBound: appendRollupBucket(nil, iv.code, lo),

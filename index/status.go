@@ -149,7 +149,7 @@ func (ix *Index) classify(st *EventStatus, owner uint64) error {
 		if len(env.Raw) == 0 || env.App != st.App {
 			return nil // erased, or another app's event
 		}
-		ev, _ := theeye.ParseEvent(env.Raw, env.ReceivedTime(), theeye.DefaultPolicy())
+		ev, _ := theeye.ParseValidEvent(env.Raw, env.ReceivedTime(), theeye.DefaultPolicy())
 		if ev.ID != st.ID {
 			return nil
 		}
@@ -228,7 +228,7 @@ func (ix *Index) findPending(ctx context.Context, app, id string, lo, hi uint64)
 		if env.App != app || !bytes.Contains(env.Raw, idb) && bytes.IndexByte(env.Raw, '\\') < 0 {
 			return nil
 		}
-		if ev, _ := theeye.ParseEvent(env.Raw, env.ReceivedTime(), theeye.DefaultPolicy()); ev.ID == id {
+		if ev, _ := theeye.ParseValidEvent(env.Raw, env.ReceivedTime(), theeye.DefaultPolicy()); ev.ID == id {
 			found = seq
 			return errFound
 		}

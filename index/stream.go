@@ -1,7 +1,6 @@
 package index
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -115,7 +114,7 @@ func (ix *Index) streamBody(br *bodyReader, seq uint64, env *theeye.Envelope, q 
 	}
 	// The policy does not matter: only the fields the keys are made of
 	// are read, and an event whose fields do not parse has no keys.
-	ev, _ := theeye.ParseEvent(env.Raw, env.ReceivedTime(), theeye.DefaultPolicy())
+	ev, _ := theeye.ParseValidEvent(env.Raw, env.ReceivedTime(), theeye.DefaultPolicy())
 	if ev.SessionID == "" || ev.Category == "" || ev.Name == "" || ev.Timestamp.IsZero() {
 		return nil, false, nil
 	}
@@ -129,23 +128,6 @@ func (ix *Index) streamBody(br *bodyReader, seq uint64, env *theeye.Envelope, q 
 // find returns the body stored under c/<category>/<ts>/<seq>, if any,
 // valid until the next call.
 func (r *bodyReader) find(db *pebble.DB, category string, ts int64, seq uint64) ([]byte, bool, error) {
-	if err := r.open(db); err != nil {
-		return nil, false, err
-	}
 	r.key = appendCategoryKey(r.key[:0], category, ts, seq)
-	if !r.it.SeekPrefixGE(r.key) || !bytes.Equal(r.it.Key(), r.key) {
-		if err := r.it.Error(); err != nil {
-			return nil, false, fmt.Errorf("read event %d: %w", seq, err)
-		}
-		return nil, false, nil
-	}
-	v, err := r.it.ValueAndErr()
-	if err != nil {
-		return nil, false, fmt.Errorf("read event %d: %w", seq, err)
-	}
-	_, body, err := decodeAppValue(v)
-	if err != nil {
-		return nil, false, fmt.Errorf("body of seq %d: %w", seq, err)
-	}
-	return body, true, nil
+	return r.read(db, seq)
 }
